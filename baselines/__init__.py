@@ -1,0 +1,1 @@
+"""Baseline models, installed as ``cnnbench.baselines``: one readable file per baseline."""

@@ -1,0 +1,166 @@
+"""Dataset commands: generate, presets, info, show."""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+from contextlib import contextmanager
+
+import click
+
+from ..errors import ParamError
+from ..families import FAMILIES
+from ..generate import Spec, build_spec, total_samples, write_dataset
+from ..inspect import format_summary, summarize
+from ..params import COMMON_PARAMS, Param
+from ..presets import all_presets, get_preset
+from ..show import render_grid
+from . import main
+
+
+def _show_default(value) -> str:
+    if isinstance(value, tuple):
+        return str(value[0]) if value[0] == value[1] else f"{value[0]}:{value[1]}"
+    return str(value).lower() if isinstance(value, bool) else str(value)
+
+
+def param_option(param: Param):
+    """A click option for a declared parameter; conversion and checks stay in Param."""
+    return click.option(param.option, param.name, default=None, metavar=param.metavar(),
+                        help=f"{param.help} [default: {_show_default(param.default)}]")
+
+
+def output_options(f):
+    f = click.option("--force", is_flag=True, help="Overwrite an existing output file.")(f)
+    f = click.option("--workers", type=click.IntRange(min=1), default=1, show_default=True,
+                     help="Processes drawing blocks in parallel; the bytes do not depend on it.")(f)
+    f = click.option("--quiet", "-q", is_flag=True, help="No progress bar or summary line.")(f)
+    return f
+
+
+@contextmanager
+def progress_bar(total: int, label: str, quiet: bool):
+    """click's progress bar on a terminal; nothing when piped or quiet."""
+    if quiet or not sys.stderr.isatty():
+        yield lambda n: None
+        return
+    with click.progressbar(length=total, label=label, file=sys.stderr) as bar:
+        yield bar.update
+
+
+def _write(spec: Spec, out: str, force: bool, workers: int, quiet: bool) -> None:
+    label = f"{spec.preset or spec.family} -> {out}"
+    with progress_bar(total_samples(spec), label, quiet) as update:
+        fingerprint = write_dataset(spec, out, force=force, workers=workers, progress=update)
+    if not quiet:
+        sizes = "/".join(str(spec.sizes[s]) for s in ("train", "val", "test"))
+        click.echo(f"wrote {out}: {spec.family}, train/val/test {sizes}, fingerprint {fingerprint[:12]}")
+
+
+class FamilyGroup(click.Group):
+    """Names an unknown family the way every other unknown name is reported."""
+
+    def resolve_command(self, ctx, args):
+        if args and args[0] not in self.commands and not args[0].startswith("-"):
+            raise click.UsageError(f"unknown family {args[0]!r} (known: {', '.join(self.commands)})")
+        return super().resolve_command(ctx, args)
+
+
+@main.group(cls=FamilyGroup, invoke_without_command=True, subcommand_metavar="FAMILY [OPTIONS]")
+@click.option("--preset", "presets", multiple=True, metavar="NAME",
+              help="Generate a canonical preset (see `cnnbench presets`); repeatable, or 'all'.")
+@click.option("--out", type=click.Path(dir_okay=False), help="Output file for one preset.")
+@click.option("--out-dir", type=click.Path(file_okay=False),
+              help="Folder for one or more presets, written as NAME.h5.")
+@output_options
+@click.pass_context
+def generate(ctx, presets, out, out_dir, force, workers, quiet):
+    """Generate a dataset file (HDF5, see docs/format.md).
+
+    Either a family with its options, or a canonical preset by name:
+
+    \b
+      cnnbench generate lines --out my.h5 --size 8 --noise 10
+      cnnbench generate lines --help          every option of a family
+      cnnbench generate --preset lines-3x3 --out lines-3x3.h5
+      cnnbench generate --preset all --out-dir data/
+
+    The same parameters and seed always give the same bytes.
+    """
+    if ctx.invoked_subcommand is not None:
+        if presets or out or out_dir:
+            raise click.UsageError("--preset/--out/--out-dir before a family name: put --out after it")
+        return
+    if not presets:
+        click.echo(ctx.get_help())
+        ctx.exit(2)
+    names = list(all_presets()) if "all" in presets else list(presets)
+    chosen = [get_preset(name) for name in names]  # unknown names fail before any work
+    if out and out_dir or not (out or out_dir):
+        raise click.UsageError("give exactly one of --out (one preset) or --out-dir")
+    if out and len(chosen) != 1:
+        raise click.UsageError("--out takes one preset; use --out-dir for several")
+    if out_dir:
+        os.makedirs(out_dir, exist_ok=True)
+    specs = [(p.spec(), out or f"{out_dir.rstrip('/')}/{p.name}.h5") for p in chosen]
+    for spec, path in specs:
+        _write(spec, path, force, workers, quiet)
+
+
+def _family_command(family):
+    options = list(COMMON_PARAMS) + list(family.params)
+
+    @click.pass_context
+    def command(ctx, out, force, workers, quiet, **given):
+        spec = build_spec(family.name, {k: v for k, v in given.items() if v is not None})
+        _write(spec, out, force, workers, quiet)
+
+    command = click.option("--out", required=True, type=click.Path(dir_okay=False),
+                           help="Output HDF5 file (written to a temporary name, then renamed).")(command)
+    command = output_options(command)
+    for param in reversed(options):
+        command = param_option(param)(command)
+    return click.command(name=family.name, help=f"Family '{family.name}': {family.summary}.",
+                         short_help=family.summary)(command)
+
+
+for _family in FAMILIES.values():
+    generate.add_command(_family_command(_family))
+
+
+@main.command()
+@click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
+def presets(as_json):
+    """List the canonical presets (specs live in datasets/*.toml)."""
+    found = all_presets()
+    if as_json:
+        click.echo(json.dumps({n: {"family": p.family, "description": p.description, "quick": p.quick,
+                                   "params": p.params} for n, p in found.items()}, indent=2))
+        return
+    width = max(map(len, found))
+    for name, p in found.items():
+        click.echo(f"{name:<{width}}  {p.family:<8} {p.description}")
+
+
+@main.command()
+@click.argument("path", type=click.Path(dir_okay=False))
+@click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
+def info(path, as_json):
+    """Describe a dataset file: family, spec, splits, targets, optimum, fingerprint."""
+    summary = summarize(path)
+    click.echo(json.dumps(summary, indent=2) if as_json else format_summary(summary))
+
+
+@main.command()
+@click.argument("path", type=click.Path(dir_okay=False))
+@click.option("--out", required=True, type=click.Path(dir_okay=False), help="PNG file to write.")
+@click.option("--split", type=click.Choice(["train", "val", "test"]), default="train", show_default=True)
+@click.option("-n", "--n", "count", type=click.IntRange(min=1), default=16, show_default=True,
+              help="Number of samples (the first ones of the split).")
+def show(path, out, split, count):
+    """Write a PNG grid of samples with their targets beside each."""
+    if not out.lower().endswith(".png"):
+        raise ParamError(f"--out: {out!r} should end in .png")
+    drawn = render_grid(path, out, split=split, n=count)
+    click.echo(f"wrote {out}: {drawn} {split} samples")

@@ -1,0 +1,24 @@
+"""Exceptions raised by the cnnbench library.
+
+The CLI turns every :class:`CnnbenchError` into a one-line ``Error:`` message and
+exit status 1; anything else is a bug and keeps its traceback.
+"""
+
+
+class CnnbenchError(Exception):
+    """Base class of every error a user can cause."""
+
+
+class ParamError(CnnbenchError, ValueError):
+    """A generator or command parameter is out of range or inconsistent."""
+
+
+class FormatError(CnnbenchError):
+    """A file is missing, unreadable, truncated or not a cnnbench file."""
+
+
+class UnknownNameError(CnnbenchError, KeyError):
+    """A family, preset or baseline name that is not registered."""
+
+    def __str__(self):  # KeyError would quote the message
+        return str(self.args[0])

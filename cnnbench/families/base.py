@@ -1,0 +1,58 @@
+"""What a dataset family is: its parameters, its task and how it draws one block of samples."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Callable
+
+import numpy as np
+
+from ..params import Param
+
+SPLITS = ("train", "val", "test")
+
+# A plan is what a family decides once per split before drawing blocks (e.g. which grid
+# positions go to which split). Most families need none.
+PlanFn = Callable[[dict, str, int], Any]
+
+# draw(params, split, start, stop, rng, plan) -> {"images": uint8 (n,H,W,C), "targets": ..., extras}
+DrawFn = Callable[[dict, str, int, int, np.random.Generator, Any], dict]
+
+
+@dataclass(frozen=True)
+class Optimum:
+    """The best score any model can reach on the test split, where the generator knows it.
+
+    ``exact`` is False when the value is an estimate (e.g. from an oracle given the
+    recorded nuisance factors) rather than a consequence of how the data was made.
+    """
+
+    metric: str  # "accuracy" or "rmse"
+    value: float
+    exact: bool
+    why: str
+
+    def as_dict(self) -> dict:
+        return {"metric": self.metric, "value": self.value, "exact": self.exact, "why": self.why}
+
+
+@dataclass(frozen=True)
+class Family:
+    """A registered dataset family.
+
+    ``draw`` must be vectorised over the block and take all randomness from ``rng``;
+    the generator guarantees ``rng`` depends only on (seed, split, block index).
+    """
+
+    name: str
+    task: str  # "classification" or "regression"
+    summary: str
+    params: tuple[Param, ...]
+    draw: DrawFn
+    target_names: Callable[[dict], list[str]]
+    check: Callable[[dict], None] | None = None
+    plan: PlanFn | None = None
+    optimum: Callable[[dict], Optimum | None] = field(default=lambda params: None)
+    # Split sizes some layouts impose (e.g. every grid position exactly once):
+    # returns {"train": n, ...} from the params, or None to use n_train/n_val/n_test.
+    split_sizes: Callable[[dict], dict | None] = field(default=lambda params: None)

@@ -1,0 +1,149 @@
+"""Turning a spec into a dataset file: validation, deterministic blocks, optional workers.
+
+Randomness: every block of ``BLOCK_SIZE`` samples draws from its own
+``numpy.random.default_rng([seed, split, stream, block])``. A block's bytes therefore depend
+only on the spec and its index: the same file results whatever the number of workers, and
+each split has its own streams, so changing ``n_test`` leaves ``train`` unchanged.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from concurrent.futures import ProcessPoolExecutor
+from dataclasses import dataclass
+from typing import Callable, Iterator
+
+import numpy as np
+
+from .families import SPLITS, get_family
+from .h5format import DatasetWriter, check_output_path
+from .params import COMMON_PARAMS, resolve
+
+# Part of the format: changing it changes every dataset's bytes.
+BLOCK_SIZE = 1024
+SPLIT_IDS = {"train": 0, "val": 1, "test": 2}
+_BLOCK_STREAM, _PLAN_STREAM = 0, 1
+
+
+def block_rng(seed: int, split: str, block: int) -> np.random.Generator:
+    """The generator for one block of one split; fixed-length keys so no two keys collide."""
+    return np.random.default_rng([seed, SPLIT_IDS[split], _BLOCK_STREAM, block])
+
+
+def plan_rng(seed: int, split: str) -> np.random.Generator:
+    """The generator for a family's once-per-split plan (e.g. a permutation of positions)."""
+    return np.random.default_rng([seed, SPLIT_IDS[split], _PLAN_STREAM, 0])
+
+
+@dataclass(frozen=True)
+class Spec:
+    """A validated dataset specification: everything needed to regenerate a file."""
+
+    family: str
+    seed: int
+    sizes: dict  # split -> number of samples
+    params: dict  # the family's own parameters, validated, defaults filled in
+    preset: str | None = None
+
+    def as_dict(self) -> dict:
+        out = {"family": self.family, "seed": self.seed,
+               **{f"n_{s}": self.sizes[s] for s in SPLITS},
+               "params": self.params, "block_size": BLOCK_SIZE}
+        if self.preset:
+            out["preset"] = self.preset
+        return out
+
+    def to_json(self) -> str:
+        return json.dumps(self.as_dict(), sort_keys=True)
+
+
+def build_spec(family_name: str, given: dict, preset: str | None = None) -> Spec:
+    """Validate ``given`` (common and family parameters, as text or values) into a Spec."""
+    family = get_family(family_name)
+    given = dict(given)
+    common = resolve(COMMON_PARAMS, {p.name: given.pop(p.name, None) for p in COMMON_PARAMS})
+    params = resolve(family.params, given, family.check)
+    sizes = family.split_sizes(params) or {s: common[f"n_{s}"] for s in SPLITS}
+    return Spec(family_name, common["seed"], sizes, params, preset)
+
+
+def spec_from_dict(spec: dict) -> Spec:
+    """Rebuild a Spec from a file's ``spec`` attribute (JSON lists become ranges again)."""
+    given = {k: spec[k] for k in ("seed", "n_train", "n_val", "n_test")}
+    given.update(spec["params"])
+    return build_spec(spec["family"], given, spec.get("preset"))
+
+
+def _draw_block(family_name: str, params: dict, seed: int, split: str, block: int,
+                start: int, stop: int, plan) -> dict:
+    family = get_family(family_name)
+    out = family.draw(params, split, start, stop, block_rng(seed, split, block), plan)
+    assert out["images"].dtype == np.uint8 and out["images"].ndim == 4, "family bug: images"
+    return out
+
+
+def _blocks(n: int) -> Iterator[tuple[int, int, int]]:
+    for block, start in enumerate(range(0, n, BLOCK_SIZE)):
+        yield block, start, min(n, start + BLOCK_SIZE)
+
+
+def iter_split(spec: Spec, split: str, workers: int = 1) -> Iterator[tuple[int, dict]]:
+    """Yield ``(start, arrays)`` for each block of a split, in order."""
+    family = get_family(spec.family)
+    n = spec.sizes[split]
+    plan = family.plan(spec.params, split, n, plan_rng(spec.seed, split)) if family.plan else None
+    jobs = [(spec.family, spec.params, spec.seed, split, b, lo, hi, plan) for b, lo, hi in _blocks(n)]
+    if workers <= 1 or len(jobs) == 1:
+        for job in jobs:
+            yield job[5], _draw_block(*job)
+        return
+    with ProcessPoolExecutor(max_workers=workers) as pool:
+        # Keep a bounded number of blocks in flight so memory stays flat on big splits.
+        pending = [pool.submit(_draw_block, *job) for job in jobs[: 2 * workers]]
+        for i, job in enumerate(jobs):
+            result = pending[i].result()
+            pending[i] = None
+            nxt = i + 2 * workers
+            if nxt < len(jobs):
+                pending.append(pool.submit(_draw_block, *jobs[nxt]))
+            yield job[5], result
+
+
+def generate_arrays(spec: Spec, split: str) -> dict[str, np.ndarray]:
+    """One split's arrays in memory, without writing a file (for tests and notebooks)."""
+    parts = [arrays for _, arrays in iter_split(spec, split)]
+    return {k: np.concatenate([p[k] for p in parts]) for k in parts[0]}
+
+
+def write_dataset(spec: Spec, out: str | os.PathLike, *, force: bool = False, workers: int = 1,
+                  progress: Callable[[int], None] | None = None) -> str:
+    """Generate ``spec`` into ``out`` atomically; return the fingerprint.
+
+    ``progress`` is called with the number of samples just written.
+    """
+    check_output_path(out, force)
+    family = get_family(spec.family)
+    optimum = family.optimum(spec.params)
+    attrs = {
+        "family": spec.family,
+        "task": family.task,
+        "spec": spec.to_json(),
+        "optimum": json.dumps(optimum.as_dict() if optimum else None),
+    }
+    target_names = family.target_names(spec.params)
+    with DatasetWriter(out, attrs, force=force) as writer:
+        for split in SPLITS:
+            for start, arrays in iter_split(spec, split, workers):
+                if start == 0:
+                    writer.create_split(split, spec.sizes[split], arrays,
+                                        {"targets": {"names": target_names}})
+                writer.write(split, start, arrays)
+                if progress is not None:
+                    progress(len(arrays["images"]))
+        fingerprint = writer.fingerprint()
+    return fingerprint
+
+
+def total_samples(spec: Spec) -> int:
+    return sum(spec.sizes.values())

@@ -1,0 +1,220 @@
+"""HDF5 format v1: writing a dataset atomically and reading it back (see docs/format.md).
+
+A file is readable with plain h5py: root attributes describe it, groups ``train``, ``val``
+and ``test`` hold ``images`` (uint8, N x H x W x C), ``targets`` and per-family extras.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+import h5py
+import numpy as np
+
+from . import __version__
+from .errors import FormatError, ParamError
+
+FORMAT_VERSION = 1
+SPLITS = ("train", "val", "test")
+# gzip is built into every HDF5 library, so any HDF5 reader opens the files; level 4 is
+# near the best ratio of levels 1-9 on these sparse images at a fraction of level 9's cost.
+# The shuffle filter groups the bytes of float arrays, which gzip then packs much better.
+COMPRESSION = {"compression": "gzip", "compression_opts": 4, "shuffle": True}
+CHUNK_BYTES = 1 << 20
+
+
+def fingerprint_line(split: str, name: str, array_dtype: np.dtype, shape: tuple, digest: str) -> bytes:
+    """One line of the fingerprint's input: the array's identity and the sha256 of its bytes."""
+    return f"{split}/{name}|{np.dtype(array_dtype).str}|{','.join(map(str, shape))}|{digest}\n".encode()
+
+
+def check_output_path(path: str | os.PathLike, force: bool) -> Path:
+    """Refuse an output path that cannot be written, before any work is done."""
+    path = Path(path)
+    parent = path.parent if str(path.parent) else Path(".")
+    if not parent.is_dir():
+        raise ParamError(f"output folder {str(parent)!r} does not exist")
+    if not os.access(parent, os.W_OK):
+        raise ParamError(f"output folder {str(parent)!r} is not writable")
+    if path.is_dir():
+        raise ParamError(f"output {str(path)!r} is a folder, not a file")
+    if path.exists() and not force:
+        raise ParamError(f"output {str(path)!r} already exists (use --force to overwrite)")
+    return path
+
+
+class DatasetWriter:
+    """Writes a dataset to a temporary file and renames it into place on success.
+
+    Use as a context manager; any exception (KeyboardInterrupt included) removes the
+    temporary file, so a failed or interrupted run leaves nothing at ``path``.
+    """
+
+    def __init__(self, path: str | os.PathLike, attrs: dict, force: bool = False):
+        self.path = check_output_path(path, force)
+        self.tmp = self.path.with_name(f".{self.path.name}.tmp-{os.getpid()}")
+        self.attrs = attrs
+        self._hashes: dict[tuple[str, str], hashlib._Hash] = {}
+        self._file: h5py.File | None = None
+
+    def __enter__(self) -> "DatasetWriter":
+        self._file = h5py.File(self.tmp, "w", track_order=True)
+        for split in SPLITS:
+            self._file.create_group(split)
+        return self
+
+    def create_split(self, split: str, n: int, block: dict, attrs: dict[str, dict]) -> None:
+        """Create the split's arrays with the dtypes and trailing shapes of a first block."""
+        group = self._file[split]
+        for name, array in block.items():
+            row_bytes = max(1, array[:1].nbytes)
+            chunk_rows = int(max(1, min(n, CHUNK_BYTES // row_bytes)))
+            ds = group.create_dataset(name, shape=(n,) + array.shape[1:], dtype=array.dtype,
+                                      chunks=(chunk_rows,) + array.shape[1:], **COMPRESSION)
+            for key, value in attrs.get(name, {}).items():
+                ds.attrs[key] = value
+            self._hashes[(split, name)] = hashlib.sha256()
+
+    def write(self, split: str, start: int, block: dict) -> None:
+        """Write one block; blocks of a split must arrive in order (the hash is sequential)."""
+        group = self._file[split]
+        for name, array in block.items():
+            array = np.ascontiguousarray(array)
+            group[name][start:start + len(array)] = array
+            self._hashes[(split, name)].update(array.tobytes())
+
+    def fingerprint(self) -> str:
+        outer = hashlib.sha256()
+        for split in SPLITS:
+            group = self._file[split]
+            for name in sorted(group):
+                ds = group[name]
+                outer.update(fingerprint_line(split, name, ds.dtype, ds.shape,
+                                              self._hashes[(split, name)].hexdigest()))
+        return outer.hexdigest()
+
+    def __exit__(self, exc_type, exc, tb) -> None:
+        try:
+            if exc_type is None:
+                root = self._file.attrs
+                root["format_version"] = FORMAT_VERSION
+                for key, value in self.attrs.items():
+                    root[key] = value
+                root["fingerprint"] = self.fingerprint()
+                root["cnnbench_version"] = __version__
+            self._file.close()
+            if exc_type is None:
+                os.replace(self.tmp, self.path)
+        finally:
+            if self.tmp.exists():
+                self.tmp.unlink()
+
+
+def compute_fingerprint(path: str | os.PathLike) -> str:
+    """Recompute a file's fingerprint from its arrays (what ``fingerprint`` should say)."""
+    outer = hashlib.sha256()
+    with _open(path) as f:
+        for split in SPLITS:
+            for name in sorted(f[split]):
+                ds = f[split][name]
+                digest = hashlib.sha256(np.ascontiguousarray(ds[()]).tobytes()).hexdigest()
+                outer.update(fingerprint_line(split, name, ds.dtype, ds.shape, digest))
+    return outer.hexdigest()
+
+
+def _open(path: str | os.PathLike) -> h5py.File:
+    path = Path(path)
+    if not path.exists():
+        raise FormatError(f"{path}: no such file")
+    if path.is_dir():
+        raise FormatError(f"{path}: is a folder, not a dataset file")
+    try:
+        return h5py.File(path, "r")
+    except OSError:
+        raise FormatError(f"{path}: not a readable HDF5 file (truncated or corrupt?)") from None
+
+
+@dataclass(frozen=True)
+class Dataset:
+    """A cnnbench file's description, read from its attributes (arrays stay on disk)."""
+
+    path: Path
+    family: str
+    task: str
+    spec: dict
+    fingerprint: str
+    format_version: int
+    cnnbench_version: str
+    target_names: list[str]
+    optimum: dict | None
+    shapes: dict[str, dict[str, tuple]]  # split -> array name -> shape
+    public: bool  # test targets withheld (a hosted leaderboard's public copy)
+    attrs: dict  # every root attribute, decoded
+
+    @property
+    def num_classes(self) -> int:
+        return len(self.target_names) if self.task == "classification" else 0
+
+    def split_size(self, split: str) -> int:
+        return self.shapes[split]["images"][0]
+
+    def load(self, split: str, names: list[str] | None = None) -> dict[str, np.ndarray]:
+        """Read whole arrays of one split into memory (one read per array, never per item)."""
+        with _open(self.path) as f:
+            group = f[split]
+            names = list(group) if names is None else names
+            missing = [n for n in names if n not in group]
+            if missing:
+                raise FormatError(f"{self.path}: split {split!r} has no {missing[0]!r} array"
+                                  + (" (a public file withholds test targets)" if self.public else ""))
+            try:
+                return {n: group[n][()] for n in names}
+            except OSError:
+                raise FormatError(f"{self.path}: {split}/{names} cannot be read (truncated or corrupt?)") from None
+
+
+def _decode(value):
+    if isinstance(value, bytes):
+        return value.decode()
+    if isinstance(value, np.generic):
+        return value.item()
+    if isinstance(value, np.ndarray):
+        return [_decode(v) for v in value.tolist()]
+    return value
+
+
+def open_dataset(path: str | os.PathLike) -> Dataset:
+    """Open and validate a cnnbench dataset file; raise :class:`FormatError` if it is not one."""
+    with _open(path) as f:
+        attrs = {k: _decode(v) for k, v in f.attrs.items()}
+        if "format_version" not in attrs:
+            raise FormatError(f"{path}: not a cnnbench dataset (no format_version attribute)")
+        if attrs["format_version"] != FORMAT_VERSION:
+            raise FormatError(f"{path}: format version {attrs['format_version']} is not supported "
+                              f"(this cnnbench reads version {FORMAT_VERSION})")
+        required = ("family", "task", "spec", "fingerprint", "cnnbench_version")
+        missing = [k for k in required if k not in attrs]
+        if missing:
+            raise FormatError(f"{path}: not a complete cnnbench dataset (missing attribute {missing[0]!r})")
+        shapes = {}
+        for split in SPLITS:
+            if split not in f or "images" not in f[split]:
+                raise FormatError(f"{path}: not a complete cnnbench dataset (no {split}/images)")
+            shapes[split] = {name: f[split][name].shape for name in f[split]}
+        targets = f["train"].get("targets")
+        names = _decode(targets.attrs.get("names", [])) if targets is not None else []
+    try:
+        spec = json.loads(attrs["spec"])
+        optimum = json.loads(attrs.get("optimum", "null"))
+    except json.JSONDecodeError:
+        raise FormatError(f"{path}: spec or optimum attribute is not valid JSON") from None
+    return Dataset(
+        path=Path(path), family=attrs["family"], task=attrs["task"], spec=spec,
+        fingerprint=attrs["fingerprint"], format_version=attrs["format_version"],
+        cnnbench_version=attrs["cnnbench_version"], target_names=list(names),
+        optimum=optimum, shapes=shapes, public=bool(attrs.get("public", False)), attrs=attrs,
+    )

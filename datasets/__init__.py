@@ -1,0 +1,1 @@
+"""Canonical dataset specs (TOML), installed as ``cnnbench.datasets``. No code lives here."""
