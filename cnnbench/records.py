@@ -1,0 +1,65 @@
+"""The fixed schema of one scored run: what training, submissions and the leaderboard share."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import asdict, dataclass, field
+
+# Bump whenever a change to the training protocol or the metrics could change scores;
+# the leaderboard ranks together only rows with the same protocol version.
+PROTOCOL_VERSION = 1
+
+# The metric each task is ranked by, and whether higher is better.
+PRIMARY_METRIC = {"classification": ("accuracy", True), "regression": ("rmse", False)}
+
+SOURCES = ("reference", "baseline", "user", "submission")
+
+
+@dataclass
+class RunRecord:
+    """One scored model on one dataset file.
+
+    ``metrics`` holds the test-split metrics (``accuracy`` and ``per_class_accuracy``, or
+    ``mse``, ``rmse``, ``mae`` and ``r2`` in the targets' own units); ``val_metrics`` the
+    same on val at the selected epoch; ``curves`` the per-epoch lists
+    (``{"train_loss": [...], "val_<metric>": [...]}``).
+    """
+
+    name: str
+    source: str  # one of SOURCES
+    fingerprint: str
+    family: str
+    task: str
+    metrics: dict
+    dataset_path: str = ""
+    preset: str | None = None
+    split_sizes: dict = field(default_factory=dict)
+    val_metrics: dict = field(default_factory=dict)
+    params: int | None = None  # trainable parameter count
+    epochs: int | None = None
+    best_epoch: int | None = None
+    wall_time_s: float | None = None
+    device: str = ""
+    seed: int | None = None
+    torch_version: str = ""
+    cnnbench_version: str = ""
+    protocol_version: int = PROTOCOL_VERSION
+    timestamp: str = ""  # ISO 8601, UTC
+    curves: dict = field(default_factory=dict)
+    config: dict = field(default_factory=dict)  # the recipe: optimiser, lr, batch size...
+    notes: str = ""
+
+    @property
+    def metric(self) -> str:
+        return PRIMARY_METRIC[self.task][0]
+
+    @property
+    def score(self) -> float:
+        return float(self.metrics[self.metric])
+
+    def to_json(self) -> str:
+        return json.dumps(asdict(self), sort_keys=True)
+
+    @classmethod
+    def from_dict(cls, data: dict) -> "RunRecord":
+        return cls(**{k: v for k, v in data.items() if k in cls.__dataclass_fields__})
