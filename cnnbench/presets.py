@@ -17,6 +17,7 @@ class Preset:
     family: str
     params: dict  # as written in the TOML, validated by build_spec
     quick: bool  # part of the README's quick main job
+    rung: str | None = None  # difficulty ladder: "easy", "medium" or "hard"
 
     def spec(self) -> Spec:
         return build_spec(self.family, self.params, preset=self.name)
@@ -26,7 +27,8 @@ def _load(name: str, text: str) -> Preset:
     try:
         data = tomllib.loads(text)
         return Preset(name=name, description=data["description"], family=data["family"],
-                      params=dict(data.get("params", {})), quick=bool(data.get("quick", False)))
+                      params=dict(data.get("params", {})), quick=bool(data.get("quick", False)),
+                      rung=data.get("rung"))
     except (tomllib.TOMLDecodeError, KeyError) as exc:
         raise ParamError(f"preset {name}: malformed TOML ({exc})") from None
 

@@ -51,6 +51,8 @@ class Family:
     draw: DrawFn
     target_names: Callable[[dict], list[str]]
     check: Callable[[dict], None] | None = None
+    # Parameters of a small, fast instance: what the contract tests generate.
+    small: dict = field(default_factory=dict)
     plan: PlanFn | None = None
     optimum: Callable[[dict], Optimum | None] = field(default=lambda params: None)
     # Split sizes some layouts impose (e.g. every grid position exactly once):

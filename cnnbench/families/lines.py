@@ -117,4 +117,5 @@ FAMILY = Family(
     target_names=lambda p: list(CLASS_NAMES),
     check=_check,
     optimum=_optimum,
+    small={"size": 8, "noise": 10.0, "length": (0.5, 1.0), "thickness": (1, 2)},
 )
