@@ -41,3 +41,4 @@ def main():
 
 
 from . import data  # noqa: E402,F401  (registers the commands)
+from . import board  # noqa: E402,F401

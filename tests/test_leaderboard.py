@@ -1,0 +1,357 @@
+"""The leaderboard: storage round trips, ranking, comparability, concurrency, bad databases, CLI."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import multiprocessing
+import sqlite3
+
+import pytest
+from click.testing import CliRunner
+
+from cnnbench.cli import main
+from cnnbench.leaderboard import (COLLAPSE_R2, SCHEMA_VERSION, Leaderboard, LeaderboardError,
+                                  rank, resolve_db_path)
+from cnnbench.records import PROTOCOL_VERSION, RunRecord
+from cnnbench.report import render, render_fingerprints
+
+FP_A = "a" * 64
+FP_B = "b" * 64
+
+
+def run(name="cnn", score=1.0, seed=0, source="baseline", fingerprint=FP_A, task="classification",
+        protocol_version=PROTOCOL_VERSION, config=None, r2=None, **kw) -> RunRecord:
+    if task == "classification":
+        metrics = {"accuracy": score, "per_class_accuracy": [score, score]}
+    else:
+        metrics = {"mse": score ** 2, "rmse": score, "mae": score, "r2": 0.5 if r2 is None else r2}
+    return RunRecord(name=name, source=source, fingerprint=fingerprint,
+                     family="lines" if task == "classification" else "boxes", task=task,
+                     metrics=metrics, seed=seed, protocol_version=protocol_version,
+                     config=config if config is not None else {"lr": 0.01}, preset=kw.pop("preset", None),
+                     **kw)
+
+
+def digest(path) -> str:
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+@pytest.fixture
+def db(tmp_path):
+    return tmp_path / "board.sqlite"
+
+
+# -- storage -------------------------------------------------------------------------------
+
+def test_round_trip(db):
+    record = run(curves={"train_loss": [1.0, 0.5]}, params=12, notes="hello", wall_time_s=1.5,
+                 split_sizes={"train": 6, "val": 6, "test": 6}, timestamp="2024-01-01T00:00:00+00:00")
+    with Leaderboard(db) as board:
+        row_id = board.add(record)
+        assert row_id == 1
+    with Leaderboard(db) as board:
+        (back,) = board.runs()
+    assert back == record
+
+
+def test_timestamp_filled_and_filters(db):
+    with Leaderboard(db) as board:
+        board.add(run(fingerprint=FP_A))
+        board.add(run(fingerprint=FP_B))
+        board.add(run(fingerprint=FP_A, protocol_version=PROTOCOL_VERSION + 1))
+        assert len(board.runs()) == 3
+        assert len(board.runs(fingerprint=FP_A)) == 2
+        assert len(board.runs(fingerprint=FP_A, protocol_version=PROTOCOL_VERSION)) == 1
+        assert all(r.timestamp for r in board.runs())
+
+
+def test_schema_version_and_wal(db):
+    Leaderboard(db).close()
+    conn = sqlite3.connect(db)
+    assert conn.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION
+    assert conn.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
+    conn.close()
+
+
+def test_newer_schema_refused(db):
+    Leaderboard(db).close()
+    conn = sqlite3.connect(db)
+    conn.execute(f"PRAGMA user_version = {SCHEMA_VERSION + 1}")
+    conn.close()
+    with pytest.raises(LeaderboardError, match="newer"):
+        Leaderboard(db)
+
+
+@pytest.mark.parametrize("record, match", [
+    (run(name=""), "empty name"),
+    (run(source="elsewhere"), "source"),
+    (run(score=float("nan")), "non-finite"),
+    (RunRecord(name="x", source="baseline", fingerprint=FP_A, family="lines", task="classification",
+               metrics={}), "no 'accuracy'"),
+])
+def test_bad_record_not_written(db, record, match):
+    with Leaderboard(db) as board:
+        with pytest.raises(LeaderboardError, match=match):
+            board.add(record)
+        assert board.count() == 0
+
+
+def test_resolve_db_path(tmp_path, monkeypatch):
+    monkeypatch.setenv("CNNBENCH_DB", str(tmp_path / "env.sqlite"))
+    assert resolve_db_path("x.sqlite").name == "x.sqlite"
+    assert resolve_db_path(None) == tmp_path / "env.sqlite"
+    monkeypatch.delenv("CNNBENCH_DB")
+    monkeypatch.setenv("XDG_DATA_HOME", str(tmp_path / "data"))
+    path = resolve_db_path(None)
+    assert path == tmp_path / "data" / "cnnbench" / "leaderboard.sqlite"
+    assert path.parent.is_dir()
+
+
+# -- bad databases --------------------------------------------------------------------------
+
+def test_not_sqlite_clean_error(db):
+    db.write_bytes(b"this is not a database, just text " * 100)
+    before = digest(db)
+    with pytest.raises(LeaderboardError, match="corrupt or not SQLite"):
+        Leaderboard(db)
+    assert digest(db) == before
+
+
+def test_corrupt_sqlite_clean_error(db):
+    with Leaderboard(db) as board:
+        for seed in range(50):
+            board.add(run(seed=seed))
+    data = bytearray(db.read_bytes())
+    data[200:4096 * 3] = b"\xff" * (4096 * 3 - 200)  # trash the header's tail and the first pages
+    db.write_bytes(bytes(data))
+    with pytest.raises(LeaderboardError):
+        with Leaderboard(db) as board:
+            board.add(run(seed=99))
+            board.runs()
+
+
+def test_other_sqlite_file_refused(db):
+    conn = sqlite3.connect(db)
+    conn.execute("CREATE TABLE mine (x)")
+    conn.commit()
+    conn.close()
+    with pytest.raises(LeaderboardError, match="not a cnnbench leaderboard"):
+        Leaderboard(db)
+
+
+def test_locked_db_clean_error_no_row(db):
+    with Leaderboard(db) as board:
+        board.add(run())
+    holder = sqlite3.connect(db, isolation_level=None)
+    holder.execute("BEGIN IMMEDIATE")
+    try:
+        with Leaderboard(db, timeout=0.2) as board:
+            with pytest.raises(LeaderboardError, match="locked"):
+                board.add(run(seed=1))
+    finally:
+        holder.execute("ROLLBACK")
+        holder.close()
+    with Leaderboard(db) as board:
+        assert board.count() == 1
+
+
+def test_missing_db_without_create(db):
+    with pytest.raises(LeaderboardError, match="no leaderboard database"):
+        Leaderboard(db, create=False)
+    assert not db.exists()
+
+
+# -- concurrency ----------------------------------------------------------------------------
+
+def _writer(args):
+    path, worker, n = args
+    with Leaderboard(path) as board:
+        for i in range(n):
+            board.add(run(name=f"w{worker}", seed=i, score=i / n))
+    return n
+
+
+def test_concurrent_writers_lose_nothing(db):
+    workers, per = 4, 25
+    with multiprocessing.get_context("fork").Pool(workers) as pool:
+        done = pool.map(_writer, [(str(db), w, per) for w in range(workers)])
+    assert sum(done) == workers * per
+    with Leaderboard(db) as board:
+        runs = board.runs()
+    assert len(runs) == workers * per
+    assert {(r.name, r.seed) for r in runs} == {(f"w{w}", i) for w in range(workers) for i in range(per)}
+
+
+# -- ranking --------------------------------------------------------------------------------
+
+def test_seeds_grouped_mean_std_share(db):
+    with Leaderboard(db) as board:
+        for seed, acc in enumerate([0.5, 0.5, 1.0, 0.5]):
+            board.add(run(name="seed000-repro", seed=seed, score=acc, config={"lr": 1e-3}))
+        for seed in range(4):
+            board.add(run(name="seed000-fixed", seed=seed, score=1.0, config={"lr": 1e-2}))
+        board.add(run(name="majority", source="reference", seed=None, score=0.5, config={}))
+        (b,) = board.boards([FP_A], optimum={"metric": "accuracy", "value": 1.0, "exact": True, "why": "w"})
+    names = [e.name for e in b.entries]
+    assert names == ["known optimum", "seed000-fixed", "seed000-repro", "majority"]
+    repro = b.entries[2]
+    assert repro.n_seeds == 4 and repro.score == pytest.approx(0.625)
+    assert repro.std == pytest.approx(0.25) and (repro.min, repro.max) == (0.5, 1.0)
+    assert repro.solved_share == pytest.approx(0.25)
+    assert repro.gap_to_optimum == pytest.approx(0.375)
+    assert b.entries[1].solved_share == 1.0 and b.entries[1].rank == 1
+    assert repro.rank == 2
+    assert b.entries[0].kind == "optimum" and b.entries[0].rank is None
+    assert b.entries[3].kind == "reference" and b.entries[3].rank is None
+
+
+def test_regression_collapsed_share_lower_is_better(db):
+    with Leaderboard(db) as board:
+        for seed in range(10):
+            collapsed = seed < 7
+            board.add(run(name="seed001-repro", task="regression", seed=seed,
+                          score=18.0 if collapsed else 0.8, r2=0.0 if collapsed else 0.99))
+        board.add(run(name="ridge", task="regression", seed=0, score=0.5, r2=0.999))
+        board.add(run(name="mean", source="reference", task="regression", seed=None, score=18.5, r2=0.0))
+        (b,) = board.boards()
+    assert b.metric == "rmse" and not b.higher_is_better
+    assert [e.name for e in b.entries] == ["ridge", "seed001-repro", "mean"]
+    assert b.entries[1].collapsed_share == pytest.approx(0.7)
+    assert b.entries[1].score == pytest.approx((7 * 18.0 + 3 * 0.8) / 10)
+    assert b.entries[2].collapsed_share == 1.0
+    assert COLLAPSE_R2 == 0.1
+
+
+def test_rerun_of_a_seed_counts_once(db):
+    with Leaderboard(db) as board:
+        board.add(run(seed=0, score=0.5))
+        board.add(run(seed=0, score=1.0))
+        (b,) = board.boards()
+    (entry,) = b.entries
+    assert entry.n_seeds == 1 and entry.score == 1.0
+
+
+def test_different_configs_are_different_rows(db):
+    with Leaderboard(db) as board:
+        board.add(run(name="cnn", config={"lr": 0.1}, score=0.9))
+        board.add(run(name="cnn", config={"lr": 0.01}, score=0.8))
+        board.add(run(name="cnn", config={"lr": 0.01, "seed": 3}, seed=3, score=0.6))
+        (b,) = board.boards()
+    assert len(b.entries) == 2
+    assert all(e.name.startswith("cnn [") for e in b.entries)
+    assert b.entries[1].n_seeds == 2
+
+
+def test_comparability_fingerprint_and_protocol(db):
+    with Leaderboard(db) as board:
+        board.add(run(name="a", fingerprint=FP_A, score=0.9))
+        board.add(run(name="b", fingerprint=FP_B, score=0.8))
+        board.add(run(name="c", fingerprint=FP_A, score=0.7, protocol_version=PROTOCOL_VERSION + 1))
+        boards = board.boards()
+    keys = [(b.fingerprint, b.protocol_version, [e.name for e in b.entries]) for b in boards]
+    assert sorted(keys) == sorted([(FP_A, PROTOCOL_VERSION + 1, ["c"]), (FP_A, PROTOCOL_VERSION, ["a"]),
+                                   (FP_B, PROTOCOL_VERSION, ["b"])])
+    with pytest.raises(ValueError, match="not comparable"):
+        rank([(1, run(fingerprint=FP_A)), (2, run(fingerprint=FP_B))])
+    with pytest.raises(ValueError, match="not comparable"):
+        rank([(1, run()), (2, run(protocol_version=PROTOCOL_VERSION + 1))])
+
+
+def test_optimum_stored_from_dataset_file(db, tiny_dataset):
+    from cnnbench.h5format import open_dataset
+
+    ds = open_dataset(tiny_dataset)
+    with Leaderboard(db) as board:
+        board.add(run(fingerprint=ds.fingerprint, dataset_path=str(tiny_dataset), score=0.75))
+        info = board.dataset_info(ds.fingerprint)
+        (b,) = board.boards()
+    assert info["optimum"] == ds.optimum and info["preset"] == "lines-3x3"
+    assert b.entries[0].kind == "optimum" and b.entries[1].gap_to_optimum == pytest.approx(0.25)
+    assert b.preset == "lines-3x3"
+
+
+@pytest.fixture
+def tiny_dataset(tmp_path):
+    path = tmp_path / "lines.h5"
+    result = CliRunner().invoke(main, ["generate", "--preset", "lines-3x3", "--out", str(path), "-q"])
+    assert result.exit_code == 0, result.output
+    return path
+
+
+# -- formats and CLI -------------------------------------------------------------------------
+
+def _filled(db):
+    with Leaderboard(db) as board:
+        for seed, acc in enumerate([0.5, 1.0]):
+            board.add(run(name="repro", seed=seed, score=acc, preset="lines-3x3"))
+        board.add(run(name="majority", source="reference", seed=None, score=0.5, preset="lines-3x3"))
+        board.add(run(name="ridge", task="regression", fingerprint=FP_B, score=0.7, preset="boxes-64"))
+
+
+def test_render_formats(db):
+    _filled(db)
+    with Leaderboard(db) as board:
+        boards = board.boards()
+    table = render(boards, "table")
+    assert "repro" in table and "majority (reference)" in table and "ref" in table
+    assert "| repro |" in render(boards, "markdown") or "| 1 | repro |" in render(boards, "markdown")
+    csv_text = render(boards, "csv")
+    assert csv_text.splitlines()[0].startswith("fingerprint,protocol_version")
+    assert len(csv_text.splitlines()) == 1 + 3
+    rows = json.loads(render(boards, "json"))
+    assert {"name", "metric", "score", "fingerprint"} <= set(rows[0])
+    assert render_fingerprints(db, [FP_B], "json").count('"ridge"') == 1
+
+
+def test_cli_leaderboard_formats(db):
+    _filled(db)
+    runner = CliRunner()
+    for fmt in ("table", "markdown", "csv", "json"):
+        result = runner.invoke(main, ["leaderboard", "--db", str(db), "--format", fmt])
+        assert result.exit_code == 0, result.output
+        assert "repro" in result.output and "ridge" in result.output
+    result = runner.invoke(main, ["leaderboard", "--db", str(db), "--format", "json", "--preset", "boxes-64"])
+    rows = json.loads(result.output)
+    assert [r["name"] for r in rows] == ["ridge"] and rows[0]["metric"] == "rmse"
+
+
+def test_cli_leaderboard_dataset_file(db, tiny_dataset):
+    from cnnbench.h5format import open_dataset
+
+    ds = open_dataset(tiny_dataset)
+    with Leaderboard(db) as board:
+        board.add(run(name="mine", fingerprint=ds.fingerprint, score=0.5))
+        board.add(run(name="other-dataset", score=1.0))
+    result = CliRunner().invoke(main, ["leaderboard", str(tiny_dataset), "--db", str(db), "--format", "json"])
+    assert result.exit_code == 0, result.output
+    rows = json.loads(result.output)
+    assert [r["kind"] for r in rows] == ["optimum", "model"]
+    assert rows[1]["gap_to_optimum"] == pytest.approx(0.5)
+
+
+def test_cli_env_db_and_missing(tmp_path, monkeypatch):
+    monkeypatch.setenv("CNNBENCH_DB", str(tmp_path / "none.sqlite"))
+    result = CliRunner().invoke(main, ["leaderboard"])
+    assert result.exit_code == 0 and "no runs recorded yet" in result.output
+    assert not (tmp_path / "none.sqlite").exists()
+
+
+def test_cli_corrupt_db_one_line_error(db):
+    db.write_bytes(b"garbage" * 1000)
+    result = CliRunner().invoke(main, ["leaderboard", "--db", str(db)])
+    assert result.exit_code == 1
+    assert result.output.startswith("Error:") and len(result.output.strip().splitlines()) == 1
+
+
+def test_cli_not_a_dataset(db, tmp_path):
+    _filled(db)
+    bogus = tmp_path / "x.h5"
+    bogus.write_bytes(b"nope")
+    result = CliRunner().invoke(main, ["leaderboard", str(bogus), "--db", str(db)])
+    assert result.exit_code == 1 and result.output.startswith("Error:")
+
+
+def test_help():
+    result = CliRunner().invoke(main, ["leaderboard", "--help"])
+    assert result.exit_code == 0 and "--format" in result.output and "--db" in result.output
