@@ -55,6 +55,11 @@ class Family:
     small: dict = field(default_factory=dict)
     plan: PlanFn | None = None
     optimum: Callable[[dict], Optimum | None] = field(default=lambda params: None)
+    # Where ``optimum`` is unknown: an oracle given the recorded nuisance factors of a block
+    # (everything but the target) returns, per sample, 1/0 correctness of its guess
+    # (classification) or its squared error (regression). The generator averages it over
+    # the test split and records the result as an *estimated* optimum.
+    oracle: Callable[[dict, dict], np.ndarray] | None = None
     # Split sizes some layouts impose (e.g. every grid position exactly once):
     # returns {"train": n, ...} from the params, or None to use n_train/n_val/n_test.
     split_sizes: Callable[[dict], dict | None] = field(default=lambda params: None)

@@ -53,6 +53,17 @@ def _pixels(fraction, size):
     return np.maximum(1, np.rint(np.asarray(fraction) * size).astype(np.int64))
 
 
+def _line_mask(labels, position, thickness, offset, length, size) -> np.ndarray:
+    """Boolean (n, size, size): where each sample's line lies, before dropout and distractors."""
+    # across: the coordinate the line's thickness spans; along: the one its length spans.
+    rows = np.arange(size)[None, :, None]
+    cols = np.arange(size)[None, None, :]
+    is_row = (labels == 0)[:, None, None]
+    across, along = np.where(is_row, rows, cols), np.where(is_row, cols, rows)
+    return ((across >= position[:, None, None]) & (across < (position + thickness)[:, None, None])
+            & (along >= offset[:, None, None]) & (along < (offset + length)[:, None, None]))
+
+
 def _draw(p: dict, split: str, start: int, stop: int, rng: np.random.Generator, plan) -> dict:
     n, size = stop - start, p["size"]
     tlo, thi = p["thickness"]
@@ -72,13 +83,7 @@ def _draw(p: dict, split: str, start: int, stop: int, rng: np.random.Generator, 
     offset = rng.integers(0, size - length + 1)
     value = rng.integers(p["value"][0], p["value"][1] + 1, n)
 
-    # across: the coordinate the line's thickness spans; along: the one its length spans.
-    rows = np.arange(size)[None, :, None]
-    cols = np.arange(size)[None, None, :]
-    is_row = (labels == 0)[:, None, None]
-    across, along = np.where(is_row, rows, cols), np.where(is_row, cols, rows)
-    mask = ((across >= position[:, None, None]) & (across < (position + thickness)[:, None, None])
-            & (along >= offset[:, None, None]) & (along < (offset + length)[:, None, None]))
+    mask = _line_mask(labels, position, thickness, offset, length, size)
     if p["dropout"] > 0:
         mask &= rng.random(mask.shape) >= p["dropout"]
     if p["distractors"] > 0:
@@ -105,7 +110,21 @@ def _draw(p: dict, split: str, start: int, stop: int, rng: np.random.Generator, 
 def _optimum(p: dict) -> Optimum | None:
     if p["noise"] == 0 and p["distractors"] == 0 and p["dropout"] == 0:
         return Optimum("accuracy", 1.0, True, "noise-free lines longer than thick are unambiguous")
-    return None
+    return None  # the generator estimates it with _oracle
+
+
+def _oracle(p: dict, block: dict) -> np.ndarray:
+    """Per-sample 1/0: does the clean template nearest the image (given every recorded
+    factor but the class) have the right class? An estimate of the best accuracy."""
+    image = block["images"][..., 0].astype(np.float64)
+    factors = [block[k] for k in ("position", "thickness", "offset", "length")]
+    errors = []
+    for label in (0, 1):
+        mask = _line_mask(np.full(len(image), label), *factors, p["size"])
+        template = np.where(mask, block["value"][:, None, None], p["background"])
+        errors.append(((image - template) ** 2).sum(axis=(1, 2)))
+    guess = (errors[1] < errors[0]).astype(np.int64)
+    return (guess == block["targets"]).astype(np.float64)
 
 
 FAMILY = Family(
@@ -117,5 +136,6 @@ FAMILY = Family(
     target_names=lambda p: list(CLASS_NAMES),
     check=_check,
     optimum=_optimum,
+    oracle=_oracle,
     small={"size": 8, "noise": 10.0, "length": (0.5, 1.0), "thickness": (1, 2)},
 )
