@@ -73,3 +73,24 @@ def test_noise_dropout_and_distractors_change_the_pixels_as_documented():
 def test_bad_parameters_name_the_value(given, match):
     with pytest.raises(ParamError, match=match):
         build_spec("lines", given)
+
+
+def test_noisy_files_record_an_estimated_optimum_from_the_oracle(tmp_path):
+    import json
+
+    import h5py
+
+    from cnnbench.generate import write_dataset
+
+    clean, noisy = tmp_path / "clean.h5", tmp_path / "noisy.h5"
+    write_dataset(build_spec("lines", {"size": 8, "n_test": 400}), clean)
+    write_dataset(build_spec("lines", {"size": 8, "n_test": 400, "noise": 150.0,
+                                       "length": "0.5:1", "distractors": 6}), noisy)
+    with h5py.File(clean) as f:
+        assert json.loads(f.attrs["optimum"]) == {
+            "metric": "accuracy", "value": 1.0, "exact": True,
+            "why": "noise-free lines longer than thick are unambiguous"}
+    with h5py.File(noisy) as f:
+        optimum = json.loads(f.attrs["optimum"])
+    # Heavy noise makes some lines ambiguous even to an oracle that knows where they lie.
+    assert optimum["exact"] is False and 0.6 < optimum["value"] < 1.0
