@@ -37,11 +37,11 @@ def all_presets() -> dict[str, Preset]:
     """Every preset shipped in ``datasets/``, by name, sorted."""
     folder = resources.files("cnnbench.datasets")
     found = {}
-    for entry in sorted(folder.iterdir(), key=lambda e: e.name):
+    for entry in folder.iterdir():
         if entry.name.endswith(".toml"):
             name = entry.name[: -len(".toml")]
             found[name] = _load(name, entry.read_text(encoding="utf-8"))
-    return found
+    return dict(sorted(found.items()))
 
 
 def get_preset(name: str) -> Preset:

@@ -131,16 +131,25 @@ for _family in FAMILIES.values():
 
 @main.command()
 @click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
-def presets(as_json):
-    """List the canonical presets (specs live in datasets/*.toml)."""
-    found = all_presets()
+@click.option("--family", help="Only this family's presets.")
+@click.option("--rung", type=click.Choice(["easy", "medium", "hard"]), help="Only this difficulty rung.")
+def presets(as_json, family, rung):
+    """List the canonical presets: name, family, rung and what the dataset is.
+
+    Specs live in datasets/*.toml. A family's ladder runs from `easy` (the seed's own
+    task, where its failure reproduces) to `hard` (room for better models to show).
+    Presets marked `*` are part of the quick main job (`cnnbench suite`).
+    """
+    found = {name: p for name, p in all_presets().items()
+             if (family is None or p.family == family) and (rung is None or p.rung == rung)}
     if as_json:
-        click.echo(json.dumps({n: {"family": p.family, "description": p.description, "quick": p.quick,
-                                   "params": p.params} for n, p in found.items()}, indent=2))
+        click.echo(json.dumps({n: {"family": p.family, "rung": p.rung, "description": p.description,
+                                   "quick": p.quick, "params": p.params} for n, p in found.items()},
+                              indent=2))
         return
-    width = max(map(len, found))
+    width = max(map(len, found), default=0)
     for name, p in found.items():
-        click.echo(f"{name:<{width}}  {p.family:<8} {p.description}")
+        click.echo(f"{name:<{width}} {'*' if p.quick else ' '} {p.family:<8} {p.rung or '-':<6}  {p.description}")
 
 
 @main.command()
