@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 from ..errors import UnknownNameError
-from . import lines
+from . import boxes, lines, patches
 from .base import SPLITS, Family, Optimum
 
-FAMILIES: dict[str, Family] = {f.name: f for f in (lines.FAMILY,)}
+FAMILIES: dict[str, Family] = {f.name: f for f in (boxes.FAMILY, lines.FAMILY, patches.FAMILY)}
 
 
 def get_family(name: str) -> Family:

@@ -1,0 +1,208 @@
+"""Family ``boxes``: the stored centre matches the drawn pixels, the CoordConv splits and bad input."""
+
+import numpy as np
+import pytest
+from click.testing import CliRunner
+
+from cnnbench.cli import main
+from cnnbench.families import get_family
+from cnnbench.generate import build_spec, generate_arrays
+from cnnbench.presets import get_preset
+
+FAMILY = get_family("boxes")
+SIZES = {"n_train": 300, "n_val": 20, "n_test": 200}
+
+
+def arrays(which="train", **params):
+    return generate_arrays(build_spec("boxes", {"seed": 5, **SIZES, **params}), which)
+
+
+def weighted_centroid(images, background):
+    """Centroid (n, 2) of |image - background| summed over channels, in (x, y) pixel coordinates."""
+    w = np.abs(images.astype(np.float64) - background[:, None, None, :].astype(np.float64)).sum(axis=3)
+    rows, cols = np.indices(w.shape[1:])
+    total = w.sum(axis=(1, 2))
+    return np.stack([(w * cols).sum(axis=(1, 2)) / total, (w * rows).sum(axis=(1, 2)) / total], axis=1)
+
+
+# The pixel-weighted centroid of an anti-aliased square is its centre exactly when the side is
+# an integer; for other sides it is off by at most 0.125 / side px (the two partly covered edge
+# pixels put their area at the pixel centre, not at the centre of the covered part).
+@pytest.mark.parametrize("params, tolerance", [
+    ({"size": 32, "channels": 1, "box_size": 1}, 0.01),  # one pixel's area at sub-pixel places
+    ({"size": 32, "channels": 1, "box_size": 8}, 0.01),
+    ({"size": 32, "channels": 1, "box_size": (3.0, 9.0)}, 0.05),  # sub-pixel centres and sides
+    ({"size": 24, "box_size": (3.0, 6.0), "color": True, "value": (100, 255), "background": (0, 90)}, 0.05),
+    ({"size": 20, "box_size": (3.0, 7.0), "value": (0, 40), "background": (200, 255)}, 0.05),  # dark on light
+    ({"size": 20, "box_size": (1.0, 7.0), "subpixel": False}, 1e-6),
+])
+def test_stored_centre_is_the_centroid_of_the_drawn_square(params, tolerance):
+    a = arrays(**params)
+    centroid = weighted_centroid(a["images"], a["background"])
+    # Sub-pixel positions really occur, and the pixels show them.
+    if params.get("subpixel", True):
+        assert np.abs(a["targets"] - np.rint(a["targets"])).max() > 0.4
+    error = np.abs(centroid - a["targets"]).max(axis=1)
+    assert error.max() < tolerance
+    assert (error <= 0.125 / a["box_size"] + 0.01).all()
+    boxes, side = a["boxes"], a["box_size"]
+    np.testing.assert_allclose((boxes[:, :2] + boxes[:, 2:]) / 2, a["targets"], atol=1e-4)
+    np.testing.assert_allclose(boxes[:, 2] - boxes[:, 0], side, atol=1e-4)
+    np.testing.assert_allclose(boxes[:, 3] - boxes[:, 1], side, atol=1e-4)
+    # Entirely inside the image: edges within [-0.5, size - 0.5].
+    assert boxes.min() >= -0.5 - 1e-4 and boxes.max() <= params["size"] - 0.5 + 1e-4
+
+
+def test_square_at_a_known_place_lights_exactly_its_pixels():
+    # Grid layout with 3x3 crisp squares: the centre is an integer pixel (x=col, y=row) and
+    # the lit pixels are cols x-1..x+1, rows y-1..y+1, value 255 on 0; nothing else is lit.
+    a = arrays(size=10, channels=1, box_size=3, subpixel=False, positions="grid")
+    x, y = a["targets"].astype(int).T
+    expected = np.zeros((len(x), 10, 10), dtype=np.uint8)
+    rows, cols = np.indices((10, 10))
+    inside = (np.abs(cols[None] - x[:, None, None]) <= 1) & (np.abs(rows[None] - y[:, None, None]) <= 1)
+    expected[inside] = 255
+    np.testing.assert_array_equal(a["images"][..., 0], expected)
+    np.testing.assert_array_equal(a["boxes"], np.stack([x - 1.5, y - 1.5, x + 1.5, y + 1.5], axis=1))
+
+
+def test_half_pixel_shift_shows_as_half_covered_edge_pixels():
+    # A 2-px square on the integer-centre grid has edges through pixel centres: edge pixels
+    # are half covered (corners a quarter), so the position is visible below one pixel.
+    a = arrays(size=8, channels=1, box_size=2, positions="grid")
+    img, (x, y) = a["images"][0, ..., 0], a["targets"][0].astype(int)
+    assert img[y, x] == 255
+    assert img[y, x - 1] == img[y, x + 1] == img[y - 1, x] == img[y + 1, x] == 128
+    assert img[y - 1, x - 1] == 64
+    assert img.astype(int).sum() == 255 + 4 * 128 + 4 * 64  # 127.5 and 63.75, rounded
+
+
+@pytest.mark.parametrize("subpixel", [True, False])
+def test_quadrant_split_holds_out_one_quadrant(subpixel):
+    params = {"size": 16, "box_size": (2.0, 5.0), "split": "quadrant", "subpixel": subpixel}
+    t = (16 - 1) / 2
+    test = arrays("test", **params)["targets"]
+    assert ((test[:, 0] > t) & (test[:, 1] > t)).all()
+    for split in ("train", "val"):
+        c = arrays(split, **params)["targets"]
+        assert not ((c[:, 0] > t) & (c[:, 1] > t)).any()
+    # Train covers all three other quadrants.
+    c = arrays("train", **params)["targets"]
+    low_x, low_y = c[:, 0] <= t, c[:, 1] <= t
+    assert (low_x & low_y).any() and (low_x & ~low_y).any() and (~low_x & low_y).any()
+
+
+def test_notsoclevr_grid_covers_every_position_exactly_once():
+    for name, n_test in [("notsoclevr-uniform", 627), ("notsoclevr-quadrant", 28 * 28)]:
+        spec = get_preset(name).spec()
+        assert sum(spec.sizes.values()) == 56 * 56 and spec.sizes["test"] == n_test
+        centres = {s: generate_arrays(spec, s)["targets"] for s in ("train", "val", "test")}
+        together = np.concatenate(list(centres.values())).astype(int)
+        assert len(np.unique(together, axis=0)) == 56 * 56
+        assert together.min() == 4 and together.max() == 59
+        test = centres["test"]
+        held = (test[:, 0] >= 32) & (test[:, 1] >= 32)
+        assert held.all() if name.endswith("quadrant") else not held.all()
+        # One-hot input: a single lit pixel at the centre.
+        img = generate_arrays(spec, "val")["images"][:50, ..., 0]
+        assert (img.reshape(50, -1) > 0).sum(axis=1).tolist() == [1] * 50
+
+
+def test_grid_partition_does_not_depend_on_the_seed():
+    params = {"size": 12, "positions": "grid", "box_size": 3}
+    a = generate_arrays(build_spec("boxes", {"seed": 1, **params}), "test")["targets"]
+    b = generate_arrays(build_spec("boxes", {"seed": 2, **params}), "test")["targets"]
+    assert not np.array_equal(a, b)  # the order is shuffled per seed...
+    assert set(map(tuple, a)) == set(map(tuple, b))  # ...the set of positions is not
+
+
+def test_clutter_adds_other_shapes_and_leaves_the_target_alone():
+    params = {"size": 32, "box_size": (4.0, 8.0), "color": True}
+    plain = arrays(**params)
+    cluttered = arrays(**params, clutter=3, clutter_shape="square", clutter_value=(60, 120))
+    for k in ("targets", "boxes", "color", "background"):
+        np.testing.assert_array_equal(plain[k], cluttered[k])
+    assert cluttered["clutter_boxes"].shape == (SIZES["n_train"], 3, 4)
+    assert cluttered["clutter_color"].shape == (SIZES["n_train"], 3, 3)
+    assert not np.array_equal(plain["images"], cluttered["images"])
+    # The target is drawn on top: wherever the two images differ, it is clutter, not the square.
+    changed = (plain["images"] != cluttered["images"]).any(axis=3)
+    rows, cols = np.indices((32, 32))
+    b = cluttered["boxes"][:, :, None, None]
+
+    def within(pad):  # pixels whose centre lies within ``pad`` of the square's edges
+        return ((cols >= b[:, 0] - pad) & (cols <= b[:, 2] + pad)
+                & (rows >= b[:, 1] - pad) & (rows <= b[:, 3] + pad))
+    assert not (changed & within(-0.5)).any()  # fully covered pixels are untouched
+    # Away from the square's anti-aliased rim, a changed pixel is clutter: its colour is in the
+    # clutter range, never the target's 255.
+    assert (changed & ~within(0.5)).sum() > 1000
+    assert cluttered["images"][changed & ~within(0.5)].max() <= 120
+
+
+def test_occlusion_hides_part_of_the_square_but_not_the_target():
+    params = {"size": 24, "channels": 1, "box_size": (6.0, 10.0)}
+    plain, hidden = arrays(**params), arrays(**params, occlusion=(0.3, 0.5))
+    np.testing.assert_array_equal(plain["targets"], hidden["targets"])
+    lit_plain = (plain["images"] > 0).sum(axis=(1, 2, 3))
+    lit_hidden = (hidden["images"] > 0).sum(axis=(1, 2, 3))
+    assert (lit_hidden < lit_plain).all()
+    bar, box = hidden["occluder"], hidden["boxes"]
+    assert (bar[:, :2] >= box[:, :2] - 1e-4).all() and (bar[:, 2:] <= box[:, 2:] + 1e-4).all()
+
+
+def test_optimum():
+    def optimum(**given):
+        spec = build_spec("boxes", given)
+        return FAMILY.optimum(spec.params)
+    assert optimum(subpixel=False).as_dict() == {**optimum(subpixel=False).as_dict(), "value": 0.0, "exact": True}
+    assert optimum(positions="grid", margin=4, box_size=1).exact
+    sub = optimum()
+    assert sub.value == 0.0 and not sub.exact and "0.00196" in sub.why
+    assert optimum(box_size=(1.0, 3.0)) is None  # under 2 px, intensity and edges can be confounded
+    assert optimum(noise=1.0) is None and optimum(clutter=1) is None and optimum(occlusion=(0, 0.1)) is None
+    for name in ("boxes-64-medium", "boxes-64-hard"):
+        assert FAMILY.optimum(get_preset(name).spec().params) is None
+
+
+def test_presets_are_valid_and_ranked():
+    rungs = {name: get_preset(name).rung for name in ("boxes-64", "boxes-64-medium", "boxes-64-hard")}
+    assert rungs == {"boxes-64": "easy", "boxes-64-medium": "medium", "boxes-64-hard": "hard"}
+    assert get_preset("boxes-64").quick
+    spec = get_preset("boxes-64").spec()
+    assert spec.sizes == {"train": 10000, "val": 2000, "test": 2000}
+    assert spec.params["size"] == 64 and spec.params["channels"] == 3
+    for name in ("boxes-64-quadrant", "notsoclevr-uniform-9", "notsoclevr-quadrant-9"):
+        get_preset(name).spec()
+
+
+@pytest.mark.parametrize("args, match", [
+    (["--size", 16, "--box-size", 20], "box_size: 20 is larger than the image size 16"),
+    (["--size", 8, "--box-size", 8, "--split", "quadrant"], "split: quadrant needs centres on both sides"),
+    (["--size", 12, "--box-size", 3, "--margin", 5, "--positions", "grid", "--split", "quadrant"],
+     "positions:"),
+    (["--size", 0], "size: 0 is below the minimum"),
+    (["--box-size", 0], "box_size: 0.0 must be greater than 0"),
+    (["--box-size", "-2:4"], "box_size: -2.0 must be greater than 0"),
+    (["--n-train", 0], "n_train: 0 is below the minimum"),
+    (["--noise", -1], "noise: -1.0 is below the minimum"),
+    (["--channels", 2], "channels: 2 must be 1 or 3"),
+    (["--value", 100, "--background", "50:150"], "value: 100:100 overlaps background"),
+    (["--split", "corner"], "split: 'corner' is not one of"),
+])
+def test_bad_input_is_one_line_and_writes_nothing(tmp_path, args, match):
+    out = tmp_path / "bad.h5"
+    result = CliRunner().invoke(main, ["generate", "boxes", "--out", str(out), *map(str, args)])
+    assert result.exit_code != 0
+    lines = result.output.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("Error: ") and match in lines[0], result.output
+    assert not out.exists() and not list(tmp_path.iterdir())
+
+
+def test_cli_generates_a_file(tmp_path):
+    out = tmp_path / "ok.h5"
+    result = CliRunner().invoke(main, ["generate", "boxes", "--out", str(out), "--size", 16,
+                                       "--box-size", "2:4", "--n-train", 8, "--n-val", 4, "--n-test", 4,
+                                       "--split", "quadrant", "-q"])
+    assert result.exit_code == 0, result.output
+    assert out.exists()
