@@ -98,9 +98,13 @@ def resolve_db_path(db: str | os.PathLike | None = None) -> Path:
     return folder / "leaderboard.sqlite"
 
 
+# Config entries that describe one run, not the recipe: they do not split a row.
+RUN_ONLY_CONFIG = ("seed", "predictions_sha256")
+
+
 def config_key(record: RunRecord) -> str:
-    """What makes two runs the same recipe: the config without the seed, as canonical JSON."""
-    config = {k: v for k, v in (record.config or {}).items() if k != "seed"}
+    """What makes two runs the same recipe: the config without per-run entries, as canonical JSON."""
+    config = {k: v for k, v in (record.config or {}).items() if k not in RUN_ONLY_CONFIG}
     return json.dumps(config, sort_keys=True, default=str)
 
 

@@ -143,3 +143,99 @@ def render_fingerprints(db: str | os.PathLike | Leaderboard, fingerprints: list[
         return render(db.boards(fingerprints), fmt)
     with Leaderboard(db) as board:
         return render(board.boards(fingerprints), fmt)
+
+
+# -- HTML -----------------------------------------------------------------------------------
+
+MODEL_COLOUR, REFERENCE_COLOUR, OPTIMUM_COLOUR = "#2b6cb0", "#a0aec0", "#2f855a"
+
+_CSS = """
+body { font: 14px/1.4 system-ui, -apple-system, "Segoe UI", sans-serif; margin: 24px; color: #1a202c; }
+h1 { font-size: 22px; margin: 0 0 4px; }
+h2 { font-size: 18px; margin: 28px 0 2px; }
+p.meta { color: #4a5568; margin: 0 0 10px; font-size: 13px; }
+table { border-collapse: collapse; margin: 8px 0 12px; }
+th, td { padding: 3px 10px; border-bottom: 1px solid #e2e8f0; text-align: right; }
+th { background: #f7fafc; }
+td.name, th.name, td.source, th.source { text-align: left; }
+tr.reference td { color: #4a5568; font-style: italic; }
+tr.optimum td { color: #22543d; font-weight: 600; background: #f0fff4; }
+p.legend { color: #4a5568; font-size: 12px; }
+svg text { font: 12px system-ui, sans-serif; }
+"""
+
+
+def _esc(value) -> str:
+    import html
+
+    return html.escape(str(value), quote=True)
+
+
+def _chart(board: Board, width: int = 720) -> str:
+    """An inline SVG bar chart: models blue, reference rows grey, the optimum green."""
+    entries = board.entries
+    label_w, value_w, row_h, top = 220, 70, 22, 8
+    bar_w = width - label_w - value_w
+    values = [e.max if e.max is not None else e.score for e in entries] + [e.score for e in entries]
+    hi = 1.0 if board.metric == "accuracy" and max(values) <= 1.0 else max(values) * 1.05 or 1.0
+
+    def x(v: float) -> float:
+        return label_w + bar_w * max(0.0, min(v, hi)) / hi
+
+    height = top * 2 + row_h * len(entries) + 18
+    parts = [f'<svg role="img" aria-label="{_esc(board.metric)} by model" width="{width}" '
+             f'height="{height}" viewBox="0 0 {width} {height}">']
+    for i, e in enumerate(entries):
+        y = top + i * row_h
+        colour = {"model": MODEL_COLOUR, "reference": REFERENCE_COLOUR}.get(e.kind, OPTIMUM_COLOUR)
+        label = e.name if len(e.name) <= 28 else e.name[:27] + "…"
+        parts.append(f'<text x="{label_w - 6}" y="{y + 15}" text-anchor="end">{_esc(label)}</text>')
+        parts.append(f'<rect class="bar {e.kind}" x="{label_w}" y="{y + 3}" width="{x(e.score) - label_w:.1f}" '
+                     f'height="{row_h - 6}" fill="{colour}"><title>{_esc(e.name)}: {_num(e.score)}</title></rect>')
+        if e.n_seeds > 1 and e.min is not None and e.max != e.min:
+            cy = y + row_h / 2
+            parts.append(f'<line x1="{x(e.min):.1f}" x2="{x(e.max):.1f}" y1="{cy}" y2="{cy}" '
+                         f'stroke="#1a202c" stroke-width="1.5"/>')
+        parts.append(f'<text x="{x(e.score) + 4:.1f}" y="{y + 15}">{_num(e.score)}</text>')
+    axis_y = top + row_h * len(entries) + 2
+    parts.append(f'<line x1="{label_w}" x2="{label_w + bar_w}" y1="{axis_y}" y2="{axis_y}" stroke="#718096"/>')
+    for frac in (0.0, 0.5, 1.0):
+        parts.append(f'<text x="{label_w + bar_w * frac:.1f}" y="{axis_y + 14}" text-anchor="middle" '
+                     f'fill="#4a5568">{_num(hi * frac, 2)}</text>')
+    if board.optimum:
+        ox = x(board.optimum["value"])
+        parts.append(f'<line x1="{ox:.1f}" x2="{ox:.1f}" y1="{top}" y2="{axis_y}" stroke="{OPTIMUM_COLOUR}" '
+                     f'stroke-dasharray="4 3" stroke-width="1.5"/>')
+    parts.append("</svg>")
+    return "".join(parts)
+
+
+def _html_table(board: Board) -> str:
+    cols = _columns(board)
+    head = "".join(f'<th class="{"name" if c == "name" else "source" if c == "source" else ""}">{_esc(c)}</th>'
+                   for c in cols)
+    body = []
+    for entry in board.entries:
+        cells = _cells(board, entry)
+        tds = "".join(f'<td class="{"name" if i == 1 else "source" if i == 2 else ""}">{_esc(c)}</td>'
+                      for i, c in enumerate(cells))
+        body.append(f'<tr class="{entry.kind}">{tds}</tr>')
+    return f"<table><thead><tr>{head}</tr></thead><tbody>{''.join(body)}</tbody></table>"
+
+
+def render_html(boards: list[Board], title: str = "cnnbench leaderboard") -> str:
+    """A self-contained static page: inline CSS and SVG, no script, no network fetch."""
+    sections = []
+    for board in boards:
+        sections.append(
+            f'<section id="{_esc(board.fingerprint[:12])}-v{board.protocol_version}">'
+            f"<h2>{_esc(board.title)}</h2><p class=\"meta\">{_esc(header(board))}</p>"
+            f"{_chart(board)}{_html_table(board)}<p class=\"legend\">{_esc(_legend(board))}</p></section>")
+    if not sections:
+        sections.append("<p>No runs recorded yet.</p>")
+    return ("<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">"
+            f"<meta name=\"viewport\" content=\"width=device-width, initial-scale=1\"><title>{_esc(title)}</title>"
+            f"<style>{_CSS}</style></head><body><h1>{_esc(title)}</h1>"
+            "<p class=\"meta\">Ranked per dataset fingerprint and protocol version. Blue: models "
+            "(mean over training seeds, line: min..max); grey: reference predictors; green: the "
+            "dataset's known optimum.</p>" + "".join(sections) + "</body></html>\n")

@@ -1,12 +1,17 @@
-"""Leaderboard commands: leaderboard (and submit, export-public)."""
+"""Leaderboard commands: leaderboard, submit, export-public."""
 
 from __future__ import annotations
 
+import json
+import os
+
 import click
 
-from ..h5format import open_dataset
+from ..errors import ParamError
+from ..h5format import check_output_path, open_dataset
 from ..leaderboard import Leaderboard, resolve_db_path
-from ..report import FORMATS, render
+from ..report import FORMATS, render, render_html
+from ..submit import export_public, prepare_submission
 from . import main
 
 
@@ -21,8 +26,11 @@ def db_option(f):
 @click.argument("dataset", required=False, type=click.Path(dir_okay=False))
 @click.option("--preset", metavar="NAME", help="Boards of the datasets generated from this preset.")
 @click.option("--format", "fmt", type=click.Choice(FORMATS), default="table", show_default=True)
+@click.option("--html", "html_out", type=click.Path(dir_okay=False), metavar="OUT.html",
+              help="Also write a self-contained HTML page (tables and bar charts, no network fetches).")
+@click.option("--force", is_flag=True, help="Overwrite an existing --html file.")
 @db_option
-def leaderboard(dataset, preset, fmt, db):
+def leaderboard(dataset, preset, fmt, html_out, force, db):
     """Show ranked runs, per dataset fingerprint and protocol version.
 
     With DATASET.h5 (or --preset), that dataset's board; with neither, every dataset in the
@@ -34,11 +42,18 @@ def leaderboard(dataset, preset, fmt, db):
       cnnbench leaderboard lines-3x3.h5
       cnnbench leaderboard --preset boxes-64 --format markdown
       cnnbench leaderboard --format json > board.json
+      cnnbench leaderboard --html board.html
     """
     if dataset and preset:
         raise click.UsageError("give a DATASET file or --preset, not both")
+    if html_out:
+        if not html_out.lower().endswith((".html", ".htm")):
+            raise ParamError(f"--html: {html_out!r} should end in .html")
+        check_output_path(html_out, force)
     path = resolve_db_path(db)
     if not path.exists():
+        if html_out:
+            _write_html(html_out, [])
         click.echo("[]" if fmt == "json" else f"no runs recorded yet ({path} does not exist)")
         return
     optimum, fingerprints = None, None
@@ -49,8 +64,77 @@ def leaderboard(dataset, preset, fmt, db):
         if preset:
             fingerprints = board.fingerprints(preset=preset)
         boards = board.boards(fingerprints, optimum=optimum)
+    if html_out:
+        _write_html(html_out, boards)
+        if fmt == "table":
+            click.echo(f"wrote {html_out}: {len(boards)} board{'s' * (len(boards) != 1)}", err=True)
     if not boards and fmt in ("table", "markdown"):
         which = f"dataset {dataset}" if dataset else f"preset {preset}" if preset else "any dataset"
         click.echo(f"no runs recorded for {which} in {path}")
         return
     click.echo(render(boards, fmt).rstrip("\n"))
+
+
+def _write_html(out: str, boards) -> None:
+    tmp = f"{out}.tmp-{os.getpid()}"
+    try:
+        with open(tmp, "w", encoding="utf-8") as f:
+            f.write(render_html(boards))
+        os.replace(tmp, out)
+    finally:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+
+
+@main.command()
+@click.argument("dataset", type=click.Path(dir_okay=False))
+@click.argument("predictions", type=click.Path(dir_okay=False))
+@click.option("--name", required=True, help="Name shown on the leaderboard; resubmitting a name replaces its row.")
+@click.option("--notes", default="", help="Free text stored with the row (method, link...).")
+@click.option("--params", type=int, default=None, metavar="N", help="Your model's trainable parameter count.")
+@click.option("--json", "as_json", is_flag=True, help="Print the metrics and rank as JSON.")
+@db_option
+def submit(dataset, predictions, name, notes, params, as_json, db):
+    """Score predictions made elsewhere and record them (source 'submission').
+
+    PREDICTIONS holds one row per test sample, in test order: .npy (no pickles), .csv
+    (optional header, optional '# fingerprint: HEX' line) or .h5 (dataset 'predictions',
+    optional root attribute 'fingerprint'). Classification: class ids (n,) or class scores
+    (n, K); regression: (n, k) values in the targets' own units. Scored by the same code as
+    the baselines, against the full file's test targets. A refused submission writes nothing.
+
+    \b
+      cnnbench submit lines-3x3.h5 preds.npy --name my-cnn --params 1234
+    """
+    ds, record = prepare_submission(dataset, predictions, name, notes, params)
+    with Leaderboard(resolve_db_path(db)) as board:
+        board.add(record, dataset=ds)
+        boards = board.boards([ds.fingerprint], optimum=ds.optimum)
+    current = next(b for b in boards if b.protocol_version == record.protocol_version)
+    rank = current.rank_of(record.name, "submission")
+    ranked = sum(e.rank is not None for e in current.entries)
+    if as_json:
+        click.echo(json.dumps({"name": record.name, "fingerprint": ds.fingerprint, "metric": record.metric,
+                               "score": record.score, "metrics": record.metrics, "rank": rank,
+                               "of": ranked}, indent=2))
+        return
+    shown = ", ".join(f"{k} {v:.4f}" for k, v in record.metrics.items() if isinstance(v, (int, float)))
+    click.echo(f"{record.name} on {current.title}: {shown}")
+    click.echo(f"rank {rank} of {ranked} by {record.metric} (protocol v{record.protocol_version}, "
+               f"fingerprint {ds.fingerprint[:12]})")
+
+
+@main.command("export-public")
+@click.argument("dataset", type=click.Path(dir_okay=False))
+@click.option("--out", required=True, type=click.Path(dir_okay=False), help="The public HDF5 file to write.")
+@click.option("--force", is_flag=True, help="Overwrite an existing output file.")
+def export_public_command(dataset, out, force):
+    """Write a copy without test targets, for a hosted leaderboard.
+
+    The copy keeps the original fingerprint and is marked public; of the test split only the
+    images remain (targets and per-sample extras are withheld). Participants train on it
+    and submit test predictions; the maintainer scores them with the full file.
+    """
+    public = export_public(dataset, out, force=force)
+    click.echo(f"wrote {out}: public copy of {dataset}, fingerprint {public.fingerprint[:12]}, "
+               f"test targets withheld")

@@ -1,0 +1,295 @@
+"""Submissions: scoring predictions made elsewhere, and the public copy of a dataset.
+
+Predictions are loaded without executing anything (``numpy.load(..., allow_pickle=False)``,
+CSV as text, HDF5 arrays through h5py), checked against the dataset's test split, and scored by
+:func:`cnnbench.metrics.score`, the code that scores the baselines. Every check runs before the
+leaderboard is opened, so a refused submission leaves the database untouched.
+"""
+
+from __future__ import annotations
+
+import csv
+import hashlib
+import os
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from pathlib import Path
+
+import h5py
+import numpy as np
+
+from . import __version__
+from .errors import FormatError, ParamError
+from .h5format import SPLITS, Dataset, check_output_path, open_dataset
+from .metrics import score
+from .records import RunRecord
+
+PREDICTION_SUFFIXES = (".npy", ".csv", ".h5", ".hdf5")
+MAX_NAME = 80
+
+
+class SubmissionError(ParamError):
+    """Predictions that do not fit the dataset (rows, shape, values, fingerprint)."""
+
+
+@dataclass
+class Predictions:
+    """Predictions as loaded from a file: the array and the fingerprint it claims, if any."""
+
+    values: np.ndarray
+    fingerprint: str | None
+    sha256: str
+
+
+# -- loading --------------------------------------------------------------------------------
+
+def load_predictions(path: str | os.PathLike) -> Predictions:
+    """Read a ``.npy``, ``.csv`` or ``.h5`` predictions file (no pickles, no code).
+
+    ``.npy``: one array. ``.csv``: one row per sample, an optional header row, optional
+    ``# fingerprint: HEX`` comment line. ``.h5``: a dataset named ``predictions`` (or the
+    file's only dataset), optional root attribute ``fingerprint``.
+    """
+    path = Path(path)
+    if not path.exists():
+        raise FormatError(f"{path}: no such file")
+    if path.is_dir():
+        raise FormatError(f"{path}: is a folder, not a predictions file")
+    suffix = path.suffix.lower()
+    if suffix not in PREDICTION_SUFFIXES:
+        raise FormatError(f"{path}: unknown predictions format {suffix or '(no suffix)'!r} "
+                          f"(expected {', '.join(PREDICTION_SUFFIXES)})")
+    try:
+        raw = path.read_bytes()
+    except OSError as exc:
+        raise FormatError(f"{path}: cannot be read ({exc.strerror})") from None
+    sha256 = hashlib.sha256(raw).hexdigest()
+    if suffix == ".npy":
+        values, fingerprint = _load_npy(path, raw), None
+    elif suffix == ".csv":
+        values, fingerprint = _load_csv(path, raw)
+    else:
+        values, fingerprint = _load_h5(path)
+    return Predictions(values, fingerprint, sha256)
+
+
+def _load_npy(path: Path, raw: bytes) -> np.ndarray:
+    if not raw.startswith(b"\x93NUMPY"):
+        raise FormatError(f"{path}: not a readable .npy file (no NumPy header)")
+    try:
+        return np.load(path, allow_pickle=False)
+    except ValueError as exc:
+        if "pickle" in str(exc):
+            raise FormatError(f"{path}: holds Python objects; only plain numeric arrays are read "
+                              f"(pickles are never loaded)") from None
+        raise FormatError(f"{path}: not a readable .npy file ({exc})") from None
+    except (OSError, EOFError):
+        raise FormatError(f"{path}: not a readable .npy file (truncated or corrupt?)") from None
+
+
+def _load_csv(path: Path, raw: bytes) -> tuple[np.ndarray, str | None]:
+    try:
+        text = raw.decode("utf-8-sig")
+    except UnicodeDecodeError:
+        raise FormatError(f"{path}: not a text CSV file (not UTF-8)") from None
+    fingerprint, rows = None, []
+    lines = [ln for ln in text.splitlines() if ln.strip()]
+    data_lines = []
+    for ln in lines:
+        stripped = ln.strip()
+        if stripped.startswith("#"):
+            key, _, value = stripped.lstrip("#").partition(":")
+            if key.strip().lower() == "fingerprint" and value.strip():
+                fingerprint = value.strip()
+            continue
+        data_lines.append(ln)
+    for number, cells in enumerate(csv.reader(data_lines), start=1):
+        try:
+            rows.append([float(c) for c in cells])
+        except ValueError:
+            if number == 1 and not rows:  # a header row
+                continue
+            raise FormatError(f"{path}: data row {number} has a cell that is not a number") from None
+    if not rows:
+        raise FormatError(f"{path}: no data rows")
+    widths = {len(r) for r in rows}
+    if len(widths) != 1:
+        raise FormatError(f"{path}: rows have different numbers of columns ({sorted(widths)})")
+    values = np.array(rows, dtype=np.float64)
+    return (values[:, 0] if values.shape[1] == 1 else values), fingerprint
+
+
+def _load_h5(path: Path) -> tuple[np.ndarray, str | None]:
+    try:
+        with h5py.File(path, "r") as f:
+            if "format_version" in f.attrs and "train" in f:
+                raise FormatError(f"{path}: is a cnnbench dataset file, not predictions")
+            if "predictions" in f and isinstance(f["predictions"], h5py.Dataset):
+                ds = f["predictions"]
+            else:
+                found = []
+                f.visititems(lambda name, obj: found.append(obj) if isinstance(obj, h5py.Dataset) else None)
+                if len(found) != 1:
+                    raise FormatError(f"{path}: no 'predictions' dataset (and not exactly one dataset "
+                                      f"to take instead: found {len(found)})")
+                ds = found[0]
+            if ds.dtype.kind not in "biuf":
+                raise SubmissionError(f"{path}: predictions have dtype {ds.dtype}; expected numbers")
+            values = ds[()]
+            fingerprint = f.attrs.get("fingerprint")
+    except OSError:
+        raise FormatError(f"{path}: not a readable HDF5 file (truncated or corrupt?)") from None
+    if isinstance(fingerprint, bytes):
+        fingerprint = fingerprint.decode()
+    return np.asarray(values), (str(fingerprint) if fingerprint is not None else None)
+
+
+# -- validation -----------------------------------------------------------------------------
+
+def target_shape(dataset: Dataset) -> tuple:
+    """The shape a test-target array has (from ``train`` when a public file withholds test)."""
+    n = dataset.split_size("test")
+    if "targets" in dataset.shapes["test"]:
+        return tuple(dataset.shapes["test"]["targets"])
+    return (n,) + tuple(dataset.shapes["train"]["targets"][1:])
+
+
+def check_predictions(dataset: Dataset, predictions: Predictions | np.ndarray) -> np.ndarray:
+    """Validate predictions for the test split; return class ids (n,) or values (n, k).
+
+    Raises :class:`SubmissionError` naming the problem: another dataset's fingerprint,
+    wrong row count or shape, a non-numeric dtype, NaN/inf, a class id out of range or not
+    a whole number.
+    """
+    if isinstance(predictions, Predictions):
+        if predictions.fingerprint and predictions.fingerprint != dataset.fingerprint:
+            raise SubmissionError(
+                f"predictions are for another dataset (fingerprint {predictions.fingerprint[:12]}, "
+                f"{dataset.path.name} has {dataset.fingerprint[:12]})")
+        values = predictions.values
+    else:
+        values = np.asarray(predictions)
+    n = dataset.split_size("test")
+    if values.dtype.kind not in "biuf":
+        raise SubmissionError(f"predictions have dtype {values.dtype}; expected numbers")
+    if values.ndim == 0 or values.shape[0] != n:
+        rows = 0 if values.ndim == 0 else values.shape[0]
+        raise SubmissionError(f"predictions have {rows} rows; the test split has {n} "
+                              f"(one row per test sample, in test order)")
+    if values.dtype.kind == "f" and not np.isfinite(values).all():
+        bad = int((~np.isfinite(values)).reshape(n, -1).any(axis=1).argmax())
+        raise SubmissionError(f"predictions contain NaN or inf (first at row {bad})")
+    if dataset.task == "classification":
+        return _class_ids(values, dataset.num_classes)
+    shape = target_shape(dataset)
+    k = int(np.prod(shape[1:])) if len(shape) > 1 else 1
+    if values.shape[1:] == tuple(shape[1:]) or (values.ndim == 1 and k == 1) or values.shape[1:] == (k,):
+        return values.astype(np.float64).reshape(n, k)
+    raise SubmissionError(f"predictions have shape {values.shape}; expected {(n, k)} "
+                          f"(one row of {k} value{'s' * (k != 1)} per test sample)")
+
+
+def _class_ids(values: np.ndarray, num_classes: int) -> np.ndarray:
+    n = values.shape[0]
+    if values.ndim == 2 and values.shape[1] == num_classes and num_classes > 1:
+        return values.argmax(axis=1).astype(np.int64)  # class scores
+    if values.ndim == 2 and values.shape[1] == 1:
+        values = values[:, 0]
+    if values.ndim != 1:
+        raise SubmissionError(f"predictions have shape {values.shape}; expected ({n},) class ids or "
+                              f"({n}, {num_classes}) class scores")
+    if values.dtype.kind == "f":
+        if not np.equal(np.floor(values), values).all():
+            row = int(np.argmax(np.floor(values) != values))
+            raise SubmissionError(f"class id at row {row} is {values[row]!r}, not a whole number "
+                                  f"(give ids, or ({n}, {num_classes}) class scores)")
+    ids = values.astype(np.int64)
+    out = (ids < 0) | (ids >= num_classes)
+    if out.any():
+        row = int(out.argmax())
+        raise SubmissionError(f"class id {ids[row]} at row {row} is out of range 0..{num_classes - 1}")
+    return ids
+
+
+def check_name(name: str) -> str:
+    name = name.strip()
+    if not name:
+        raise ParamError("--name must not be empty")
+    if len(name) > MAX_NAME or any(c in name for c in "\r\n\t"):
+        raise ParamError(f"--name must be one line of at most {MAX_NAME} characters")
+    return name
+
+
+# -- scoring --------------------------------------------------------------------------------
+
+def score_predictions(dataset: Dataset, predictions: Predictions | np.ndarray) -> dict:
+    """Test metrics of valid predictions against the full file's test targets."""
+    if dataset.public:
+        raise SubmissionError(f"{dataset.path}: a public copy withholds test targets; submissions are "
+                              f"scored against the full file (the leaderboard maintainer's)")
+    checked = check_predictions(dataset, predictions)
+    targets = dataset.load("test", ["targets"])["targets"]
+    if dataset.task == "regression":
+        targets = targets.reshape(len(targets), -1)
+    return score(dataset.task, checked, targets, dataset.num_classes)
+
+
+def submission_record(dataset: Dataset, predictions: Predictions, metrics: dict, name: str,
+                      notes: str = "", params: int | None = None) -> RunRecord:
+    """The leaderboard row of a scored submission (source ``submission``, no seed)."""
+    if params is not None and params < 0:
+        raise ParamError("--params must be at least 0")
+    return RunRecord(
+        name=check_name(name), source="submission", fingerprint=dataset.fingerprint,
+        family=dataset.family, task=dataset.task, metrics=metrics, dataset_path=str(dataset.path),
+        preset=dataset.spec.get("preset"),
+        split_sizes={s: dataset.split_size(s) for s in SPLITS}, params=params,
+        cnnbench_version=__version__, timestamp=datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        config={"predictions_sha256": predictions.sha256}, notes=notes or "",
+    )
+
+
+def prepare_submission(dataset_path, predictions_path, name: str, notes: str = "",
+                       params: int | None = None) -> tuple[Dataset, RunRecord]:
+    """Load, validate and score; return the record to add. Touches no database."""
+    name = check_name(name)
+    dataset = open_dataset(dataset_path)
+    predictions = load_predictions(predictions_path)
+    metrics = score_predictions(dataset, predictions)
+    return dataset, submission_record(dataset, predictions, metrics, name, notes, params)
+
+
+# -- the public copy ------------------------------------------------------------------------
+
+def export_public(dataset_path, out, force: bool = False) -> Dataset:
+    """Write a copy of a dataset without anything of the test split but its images.
+
+    The copy records the original fingerprint (so submissions made from it match the full
+    file) and ``public = True``. Test extras (nuisance factors such as positions) go too:
+    they could give the answers away. Written to a temporary name, then renamed.
+    """
+    dataset = open_dataset(dataset_path)
+    out = check_output_path(out, force)
+    if out.resolve() == Path(dataset_path).resolve():
+        raise ParamError(f"--out {str(out)!r} is the input file")
+    tmp = out.with_name(f".{out.name}.tmp-{os.getpid()}")
+    try:
+        with h5py.File(dataset.path, "r") as src, h5py.File(tmp, "w", track_order=True) as dst:
+            for key, value in src.attrs.items():
+                dst.attrs[key] = value
+            dst.attrs["public"] = True
+            for split in SPLITS:
+                group = dst.create_group(split)
+                for key, value in src[split].attrs.items():
+                    group.attrs[key] = value
+                for name in src[split]:
+                    if split == "test" and name != "images":
+                        continue
+                    src.copy(src[split][name], group, name=name)
+        os.replace(tmp, out)
+    except OSError as exc:
+        raise FormatError(f"{out}: cannot write the public copy ({exc})") from None
+    finally:
+        if tmp.exists():
+            tmp.unlink()
+    return open_dataset(out)

@@ -1,0 +1,107 @@
+"""The static HTML leaderboard: self-contained, and drawn by a real headless browser."""
+
+from __future__ import annotations
+
+import os
+import re
+import shutil
+import subprocess
+
+import numpy as np
+import pytest
+from click.testing import CliRunner
+from PIL import Image
+
+from cnnbench.cli import main
+from cnnbench.leaderboard import Leaderboard
+from cnnbench.records import RunRecord
+from cnnbench.report import MODEL_COLOUR, OPTIMUM_COLOUR, REFERENCE_COLOUR, render_html
+
+CHROMIUM = "/usr/bin/chromium"
+OPTIMUM = {"metric": "accuracy", "value": 1.0, "exact": True, "why": "noise-free"}
+
+
+def _rec(name, score, seed, source="baseline", fp="c" * 64, task="classification", r2=0.5):
+    metrics = ({"accuracy": score} if task == "classification"
+               else {"rmse": score, "mse": score ** 2, "mae": score, "r2": r2})
+    return RunRecord(name=name, source=source, fingerprint=fp, family="lines", task=task,
+                     metrics=metrics, seed=seed, preset="lines-3x3" if task == "classification" else "boxes-64")
+
+
+@pytest.fixture
+def page(tmp_path):
+    db = tmp_path / "board.sqlite"
+    with Leaderboard(db) as board:
+        for seed, acc in enumerate([0.5, 0.5, 1.0, 0.5, 0.5]):
+            board.add(_rec("seed000 <repro>", acc, seed))
+        for seed in range(5):
+            board.add(_rec("seed000-fixed", 1.0, seed))
+        board.add(_rec("majority", 0.5, None, source="reference"))
+        for seed in range(3):
+            board.add(_rec("coordconv", 0.4 + seed * 0.1, seed, fp="d" * 64, task="regression"))
+        board.add(_rec("mean", 18.0, None, source="reference", fp="d" * 64, task="regression", r2=0.0))
+        boards = board.boards(["d" * 64]) + board.boards(["c" * 64], optimum=OPTIMUM)
+    return tmp_path / "board.html", db, boards
+
+
+def test_cli_writes_self_contained_page(page):
+    out, db, _ = page
+    result = CliRunner().invoke(main, ["leaderboard", "--db", str(db), "--html", str(out)])
+    assert result.exit_code == 0, result.output
+    text = out.read_text()
+    assert text.startswith("<!DOCTYPE html>")
+    for fetch in ("<script", "<link", "src=", "url(", "@import", "http://", "https://"):
+        assert fetch not in text, fetch
+    assert "seed000 &lt;repro&gt;" in text and "<svg" in text and text.count("<section") == 2
+    # --html refuses to overwrite without --force
+    again = CliRunner().invoke(main, ["leaderboard", "--db", str(db), "--html", str(out)])
+    assert again.exit_code == 1 and "already exists" in again.output
+    forced = CliRunner().invoke(main, ["leaderboard", "--db", str(db), "--html", str(out), "--force"])
+    assert forced.exit_code == 0
+
+
+def test_bad_html_suffix(page):
+    out, db, _ = page
+    result = CliRunner().invoke(main, ["leaderboard", "--db", str(db), "--html", str(out.with_suffix(".png"))])
+    assert result.exit_code == 1 and ".html" in result.output
+
+
+def test_optimum_and_reference_bars_marked(page):
+    _, _, boards = page
+    text = render_html(boards)
+    assert len(re.findall(r'class="bar optimum"', text)) == 1
+    assert len(re.findall(r'class="bar reference"', text)) == 2
+    assert len(re.findall(r'class="bar model"', text)) == 3
+    assert 'stroke-dasharray' in text  # the optimum's line across the chart
+
+
+def _hex(colour: str) -> np.ndarray:
+    return np.array([int(colour[i:i + 2], 16) for i in (1, 3, 5)])
+
+
+def _pixels_near(image: np.ndarray, colour: str, tol: int = 12) -> int:
+    return int((np.abs(image[..., :3].astype(int) - _hex(colour)).max(axis=-1) <= tol).sum())
+
+
+@pytest.mark.skipif(not os.access(CHROMIUM, os.X_OK), reason=f"no headless browser at {CHROMIUM} "
+                    "(CI installs Debian's chromium)")
+def test_screenshot_in_headless_chromium(page, tmp_path):
+    out, _, boards = page
+    out.write_text(render_html(boards), encoding="utf-8")
+    png = tmp_path / "shot.png"
+    profile = tmp_path / "profile"
+    cmd = [CHROMIUM, "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+           "--disable-background-networking", "--disable-component-update", "--disable-sync",
+           f"--user-data-dir={profile}", f"--screenshot={png}", "--window-size=1200,900",
+           f"file://{out}"]
+    proc = subprocess.run(cmd, capture_output=True, text=True, timeout=120)
+    assert png.exists(), proc.stderr[-2000:]
+    image = np.asarray(Image.open(png).convert("RGB"))
+    assert image.shape[:2] == (900, 1200)
+    # The bars are drawn: model bars blue, reference bars grey, the optimum green.
+    assert _pixels_near(image, MODEL_COLOUR) > 2000
+    assert _pixels_near(image, REFERENCE_COLOUR) > 500
+    assert _pixels_near(image, OPTIMUM_COLOUR) > 500
+    shutil.rmtree(profile, ignore_errors=True)
+    if os.environ.get("CNNBENCH_KEEP_SCREENSHOT"):
+        shutil.copy(png, os.environ["CNNBENCH_KEEP_SCREENSHOT"])

@@ -1,0 +1,282 @@
+"""Submissions: scoring predictions, every bad input refused with the database byte-identical,
+and the public copy without test targets."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+
+import h5py
+import numpy as np
+import pytest
+from click.testing import CliRunner
+
+from cnnbench.cli import main
+from cnnbench.errors import CnnbenchError, FormatError
+from cnnbench.h5format import DatasetWriter, open_dataset
+from cnnbench.leaderboard import Leaderboard
+from cnnbench.submit import (SubmissionError, check_predictions, export_public, load_predictions,
+                             score_predictions)
+
+
+@pytest.fixture(scope="module")
+def lines_file(tmp_path_factory):
+    path = tmp_path_factory.mktemp("data") / "lines.h5"
+    result = CliRunner().invoke(main, ["generate", "lines", "--out", str(path), "--size", "8", "--n-train", "40",
+                                       "--n-val", "20", "--n-test", "30", "-q"])
+    assert result.exit_code == 0, result.output
+    return path
+
+
+@pytest.fixture(scope="module")
+def regression_file(tmp_path_factory):
+    """A tiny regression file: targets (n, 2) in pixels, as the boxes family writes them."""
+    path = tmp_path_factory.mktemp("data") / "reg.h5"
+    rng = np.random.default_rng(0)
+    spec = {"family": "boxes", "seed": 0, "n_train": 8, "n_val": 4, "n_test": 10, "params": {}}
+    attrs = {"family": "boxes", "task": "regression", "spec": json.dumps(spec),
+             "optimum": json.dumps({"metric": "rmse", "value": 0.0, "exact": True, "why": "test"})}
+    with DatasetWriter(path, attrs) as writer:
+        for split, n in (("train", 8), ("val", 4), ("test", 10)):
+            block = {"images": rng.integers(0, 255, (n, 4, 4, 1), dtype=np.uint8),
+                     "targets": rng.uniform(0, 16, (n, 2)).astype(np.float32),
+                     "size": rng.integers(1, 4, n)}
+            writer.create_split(split, n, block, {"targets": {"names": ["x", "y"]}})
+            writer.write(split, 0, block)
+    return path
+
+
+def targets_of(path):
+    return open_dataset(path).load("test", ["targets"])["targets"]
+
+
+def digest(path) -> str:
+    return hashlib.sha256(path.read_bytes()).hexdigest() if path.exists() else "absent"
+
+
+@pytest.fixture
+def db(tmp_path, lines_file):
+    """A database with one row already, so 'unchanged' is about an existing file."""
+    path = tmp_path / "board.sqlite"
+    ids = targets_of(lines_file)
+    np.save(tmp_path / "first.npy", ids)
+    result = CliRunner().invoke(main, ["submit", str(lines_file), str(tmp_path / "first.npy"),
+                                       "--name", "first", "--db", str(path)])
+    assert result.exit_code == 0, result.output
+    return path
+
+
+# -- scoring --------------------------------------------------------------------------------
+
+def test_perfect_predictions_score_the_optimum(lines_file, regression_file):
+    ds = open_dataset(lines_file)
+    assert score_predictions(ds, targets_of(lines_file))["accuracy"] == 1.0
+    reg = open_dataset(regression_file)
+    metrics = score_predictions(reg, targets_of(regression_file))
+    assert metrics["rmse"] == 0.0 and metrics["r2"] == 1.0
+
+
+def test_mean_predictions_score_r2_zero(regression_file):
+    targets = targets_of(regression_file).astype(np.float64)
+    mean = np.repeat(targets.mean(axis=0, keepdims=True), len(targets), axis=0)
+    metrics = score_predictions(open_dataset(regression_file), mean)
+    assert metrics["r2"] == pytest.approx(0.0, abs=1e-12)
+
+
+def test_class_scores_and_float_ids_accepted(lines_file):
+    ds = open_dataset(lines_file)
+    ids = targets_of(lines_file)
+    scores = np.eye(2)[ids] * 3.0 - 1.0
+    assert (check_predictions(ds, scores) == ids).all()
+    assert (check_predictions(ds, ids.astype(np.float32)) == ids).all()
+    assert (check_predictions(ds, ids[:, None]) == ids).all()
+
+
+def test_csv_and_h5_predictions(lines_file, regression_file, tmp_path):
+    ids = targets_of(lines_file)
+    fp = open_dataset(lines_file).fingerprint
+    csv_path = tmp_path / "p.csv"
+    csv_path.write_text(f"# fingerprint: {fp}\nclass\n" + "\n".join(map(str, ids)) + "\n")
+    loaded = load_predictions(csv_path)
+    assert loaded.fingerprint == fp and (loaded.values == ids).all()
+    targets = targets_of(regression_file)
+    h5_path = tmp_path / "p.h5"
+    with h5py.File(h5_path, "w") as f:
+        f["predictions"] = targets
+        f.attrs["fingerprint"] = open_dataset(regression_file).fingerprint
+    assert score_predictions(open_dataset(regression_file), load_predictions(h5_path))["rmse"] == 0.0
+
+
+def test_submit_records_and_ranks(db, lines_file, tmp_path):
+    wrong = 1 - targets_of(lines_file)
+    wrong[:15] = 1 - wrong[:15]  # half right
+    np.save(tmp_path / "half.npy", wrong)
+    result = CliRunner().invoke(main, ["submit", str(lines_file), str(tmp_path / "half.npy"), "--name", "half",
+                                       "--db", str(db), "--params", "42", "--notes", "coin", "--json"])
+    assert result.exit_code == 0, result.output
+    out = json.loads(result.output)
+    assert out["score"] == pytest.approx(0.5) and out["rank"] == 2 and out["of"] == 2
+    with Leaderboard(db) as board:
+        runs = board.runs()
+    assert [r.name for r in runs] == ["first", "half"]
+    assert runs[1].source == "submission" and runs[1].params == 42 and runs[1].notes == "coin"
+    assert runs[1].fingerprint == open_dataset(lines_file).fingerprint
+    assert len(runs[1].config["predictions_sha256"]) == 64
+
+
+def test_resubmitting_a_name_replaces_its_row(db, lines_file, tmp_path):
+    ids = targets_of(lines_file)
+    np.save(tmp_path / "bad.npy", 1 - ids)
+    result = CliRunner().invoke(main, ["submit", str(lines_file), str(tmp_path / "bad.npy"), "--name", "first",
+                                       "--db", str(db)])
+    assert result.exit_code == 0 and "rank 1 of 1" in result.output
+    with Leaderboard(db) as board:
+        (b,) = board.boards()
+    assert [e.name for e in b.entries if e.kind == "model"] == ["first"]
+    assert b.entries[-1].score == 0.0
+
+
+# -- bad input: one line, non-zero exit, database byte-identical -----------------------------
+
+def _bad_files(tmp_path, lines_file, regression_file):
+    ids = targets_of(lines_file)
+    n = len(ids)
+    cases = {}
+
+    def npy(name, array):
+        path = tmp_path / f"{name}.npy"
+        np.save(path, array)
+        return path
+
+    cases["wrong row count"] = (lines_file, npy("short", ids[:-1]), "rows; the test split has")
+    cases["wrong shape"] = (lines_file, npy("shape", np.zeros((n, 3))), "shape")
+    cases["3-d"] = (lines_file, npy("cube", np.zeros((n, 2, 2))), "shape")
+    nan = ids.astype(np.float64)
+    nan[3] = np.nan
+    cases["nan"] = (lines_file, npy("nan", nan), "NaN or inf")
+    reg_inf = targets_of(regression_file).astype(np.float64)
+    reg_inf[2, 1] = np.inf
+    cases["inf"] = (regression_file, npy("inf", reg_inf), "NaN or inf")
+    cases["regression shape"] = (regression_file, npy("regshape", np.zeros((10, 3))), "shape")
+    cases["class id out of range"] = (lines_file, npy("range", np.full(n, 2)), "out of range")
+    cases["negative class id"] = (lines_file, npy("neg", np.full(n, -1)), "out of range")
+    cases["fractional class id"] = (lines_file, npy("frac", np.full(n, 0.5)), "not a whole number")
+    cases["strings"] = (lines_file, npy("str", np.array(["a"] * n)), "expected numbers")
+    pickled = tmp_path / "obj.npy"
+    np.save(pickled, np.array([{"a": 1}] * n, dtype=object), allow_pickle=True)
+    cases["pickle"] = (lines_file, pickled, "pickles are never loaded")
+    other = tmp_path / "other.csv"
+    other.write_text("# fingerprint: " + "0" * 64 + "\n" + "\n".join(map(str, ids)))
+    cases["another dataset"] = (lines_file, other, "another dataset")
+    garbage = tmp_path / "garbage.npy"
+    garbage.write_bytes(b"\x00garbage" * 10)
+    cases["unreadable npy"] = (lines_file, garbage, "not a readable .npy")
+    bad_h5 = tmp_path / "bad.h5"
+    bad_h5.write_bytes(b"not hdf5")
+    cases["unreadable h5"] = (lines_file, bad_h5, "not a readable HDF5")
+    bad_csv = tmp_path / "bad.csv"
+    bad_csv.write_text("0\n1\nx\n")
+    cases["bad csv"] = (lines_file, bad_csv, "not a number")
+    cases["missing file"] = (lines_file, tmp_path / "nope.npy", "no such file")
+    txt = tmp_path / "p.txt"
+    txt.write_text("0")
+    cases["unknown suffix"] = (lines_file, txt, "unknown predictions format")
+    cases["dataset as predictions"] = (lines_file, lines_file, "is a cnnbench dataset file")
+    not_dataset = tmp_path / "notdata.h5"
+    not_dataset.write_bytes(b"junk")
+    cases["dataset unreadable"] = (not_dataset, npy("ok", ids), "not a readable HDF5")
+    return cases
+
+
+CASES = ["wrong row count", "wrong shape", "3-d", "nan", "inf", "regression shape", "class id out of range",
+         "negative class id", "fractional class id", "strings", "pickle", "another dataset", "unreadable npy",
+         "unreadable h5", "bad csv", "missing file", "unknown suffix", "dataset as predictions",
+         "dataset unreadable"]
+
+
+@pytest.mark.parametrize("case", CASES)
+def test_bad_input_refused_db_unchanged(case, db, lines_file, regression_file, tmp_path):
+    dataset, predictions, message = _bad_files(tmp_path, lines_file, regression_file)[case]
+    before = digest(db)
+    result = CliRunner().invoke(main, ["submit", str(dataset), str(predictions), "--name", "x", "--db", str(db)])
+    assert result.exit_code == 1, result.output
+    assert result.output.startswith("Error:") and len(result.output.strip().splitlines()) == 1
+    assert message in result.output
+    assert digest(db) == before
+
+
+def test_all_cases_listed(tmp_path, lines_file, regression_file):
+    assert sorted(_bad_files(tmp_path, lines_file, regression_file)) == sorted(CASES)
+
+
+@pytest.mark.parametrize("args, message", [
+    (["--name", ""], "must not be empty"),
+    (["--name", "a\nb"], "one line"),
+    (["--name", "x", "--params", "-3"], "--params"),
+])
+def test_bad_options_db_unchanged(args, message, db, lines_file, tmp_path):
+    np.save(tmp_path / "ok.npy", targets_of(lines_file))
+    before = digest(db)
+    result = CliRunner().invoke(main, ["submit", str(lines_file), str(tmp_path / "ok.npy"), "--db", str(db), *args])
+    assert result.exit_code == 1 and message in result.output
+    assert digest(db) == before
+
+
+def test_corrupt_db_refused_unchanged(lines_file, tmp_path):
+    db = tmp_path / "bad.sqlite"
+    db.write_bytes(b"garbage" * 500)
+    before = digest(db)
+    np.save(tmp_path / "ok.npy", targets_of(lines_file))
+    result = CliRunner().invoke(main, ["submit", str(lines_file), str(tmp_path / "ok.npy"), "--name", "x",
+                                       "--db", str(db)])
+    assert result.exit_code == 1 and "corrupt or not SQLite" in result.output
+    assert digest(db) == before
+
+
+# -- the public copy ------------------------------------------------------------------------
+
+def test_export_public(lines_file, tmp_path):
+    out = tmp_path / "public.h5"
+    result = CliRunner().invoke(main, ["export-public", str(lines_file), "--out", str(out)])
+    assert result.exit_code == 0, result.output
+    full, public = open_dataset(lines_file), open_dataset(out)
+    assert public.public and not full.public
+    assert public.fingerprint == full.fingerprint
+    assert set(public.shapes["test"]) == {"images"}
+    assert (public.load("test", ["images"])["images"] == full.load("test", ["images"])["images"]).all()
+    assert (public.load("train")["targets"] == full.load("train")["targets"]).all()
+    with pytest.raises(FormatError, match="public file withholds test targets"):
+        public.load("test", ["targets"])
+    with h5py.File(out, "r") as f:
+        assert bool(f.attrs["public"]) and "targets" not in f["test"]
+
+
+def test_submit_against_public_copy_refused(lines_file, tmp_path):
+    out = export_public(lines_file, tmp_path / "public.h5")
+    with pytest.raises(CnnbenchError, match="public copy withholds test targets"):
+        score_predictions(out, targets_of(lines_file))
+
+
+def test_predictions_made_on_public_copy_score_on_full(lines_file, tmp_path):
+    public = export_public(lines_file, tmp_path / "public.h5")
+    csv_path = tmp_path / "p.csv"
+    csv_path.write_text(f"# fingerprint: {public.fingerprint}\n" + "\n".join(map(str, targets_of(lines_file))))
+    assert score_predictions(open_dataset(lines_file), load_predictions(csv_path))["accuracy"] == 1.0
+
+
+def test_export_public_refuses_existing_output(lines_file, tmp_path):
+    out = tmp_path / "public.h5"
+    out.write_text("keep me")
+    result = CliRunner().invoke(main, ["export-public", str(lines_file), "--out", str(out)])
+    assert result.exit_code == 1 and "already exists" in result.output
+    assert out.read_text() == "keep me"
+
+
+def test_submission_error_is_a_cnnbench_error():
+    assert issubclass(SubmissionError, CnnbenchError)
+
+
+@pytest.mark.parametrize("command", ["submit", "export-public", "leaderboard"])
+def test_help(command):
+    result = CliRunner().invoke(main, [command, "--help"])
+    assert result.exit_code == 0 and len(result.output) > 200
