@@ -105,6 +105,8 @@ RUN_ONLY_CONFIG = ("seed", "predictions_sha256")
 def config_key(record: RunRecord) -> str:
     """What makes two runs the same recipe: the config without per-run entries, as canonical JSON."""
     config = {k: v for k, v in (record.config or {}).items() if k not in RUN_ONLY_CONFIG}
+    if record.epochs is not None:  # `--epochs 5` and `--epochs 50` are different recipes
+        config.setdefault("epochs", record.epochs)
     return json.dumps(config, sort_keys=True, default=str)
 
 
@@ -233,24 +235,39 @@ class Leaderboard:
         and preset with its fingerprint; without it, the file at ``record.dataset_path`` is
         read for them when it still exists and has the same fingerprint.
         """
-        _check_record(record)
-        if dataset is None and record.dataset_path:
-            dataset = _dataset_if_same(record.dataset_path, record.fingerprint)
-        stored = asdict(record)
-        stored["timestamp"] = record.timestamp or _now()
-        stored = _finite(stored)
-        row = (record.name, record.source, record.fingerprint, int(record.protocol_version),
-               record.family, record.preset, record.task, record.metric, record.score,
-               record.seed, config_key(record), record.params, stored["timestamp"],
-               json.dumps(stored, sort_keys=True))
+        return self.add_many([record], dataset)[0]
+
+    def add_many(self, records: list[RunRecord], dataset=None) -> list[int]:
+        """Record several runs (e.g. the seeds of one recipe) in ONE transaction: all or none."""
+        for record in records:
+            _check_record(record)
+        datasets = {}
+        for record in records:
+            if record.fingerprint not in datasets:
+                same = dataset if dataset is not None and dataset.fingerprint == record.fingerprint else None
+                if same is None and record.dataset_path:
+                    same = _dataset_if_same(record.dataset_path, record.fingerprint)
+                datasets[record.fingerprint] = same
+        rows = []
+        for record in records:
+            stored = asdict(record)
+            stored["timestamp"] = record.timestamp or _now()
+            stored = _finite(stored)
+            rows.append((record.name, record.source, record.fingerprint, int(record.protocol_version),
+                         record.family, record.preset, record.task, record.metric, record.score,
+                         record.seed, config_key(record), record.params, stored["timestamp"],
+                         json.dumps(stored, sort_keys=True)))
         try:
             with self._write():
-                cursor = self._conn.execute(
-                    "INSERT INTO runs (name, source, fingerprint, protocol_version, family, preset,"
-                    " task, metric, score, seed, config_key, params, timestamp, record)"
-                    " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)", row)
-                self._upsert_dataset(record, dataset)
-                return cursor.lastrowid
+                ids = []
+                for record, row in zip(records, rows):
+                    cursor = self._conn.execute(
+                        "INSERT INTO runs (name, source, fingerprint, protocol_version, family, preset,"
+                        " task, metric, score, seed, config_key, params, timestamp, record)"
+                        " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)", row)
+                    ids.append(cursor.lastrowid)
+                    self._upsert_dataset(record, datasets[record.fingerprint])
+                return ids
         except sqlite3.Error as exc:
             raise self._error(exc) from None
 

@@ -19,7 +19,7 @@ import h5py
 import numpy as np
 
 from . import __version__
-from .errors import FormatError, ParamError
+from .errors import CnnbenchError, FormatError, ParamError
 from .h5format import SPLITS, Dataset, check_output_path, open_dataset
 from .metrics import score
 from .records import RunRecord
@@ -293,3 +293,95 @@ def export_public(dataset_path, out, force: bool = False) -> Dataset:
         if tmp.exists():
             tmp.unlink()
     return open_dataset(out)
+
+
+# -- user models ----------------------------------------------------------------------------
+
+def load_factory(spec: str):
+    """The model factory named by ``FILE.py:FACTORY`` or ``package.module:FACTORY``.
+
+    This runs the user's code (the module's top level), which is why it happens only when
+    the user names it. Returns a callable ``factory(info)``; a factory written without
+    parameters is called without the :class:`~cnnbench.train.DataInfo`.
+    """
+    import importlib
+    import importlib.util
+    import inspect
+    import sys
+
+    module_part, sep, attr = spec.rpartition(":")
+    if not sep or not module_part or not attr:
+        raise ParamError(f"--model {spec!r}: expected FILE.py:FACTORY or package.module:FACTORY")
+    if module_part.endswith(".py") or os.sep in module_part or "/" in module_part:
+        path = Path(module_part)
+        if not path.is_file():
+            raise FormatError(f"--model: {module_part}: no such file")
+        name = f"cnnbench_user_{hashlib.sha256(str(path.resolve()).encode()).hexdigest()[:12]}"
+        module_spec = importlib.util.spec_from_file_location(name, path)
+        module = importlib.util.module_from_spec(module_spec)
+        sys.modules[name] = module  # dataclasses and pickling look the module up by name
+        try:
+            module_spec.loader.exec_module(module)
+        except Exception as exc:
+            sys.modules.pop(name, None)
+            raise ParamError(f"--model: importing {module_part} failed: {_one_line(exc)}") from None
+    else:
+        try:
+            module = importlib.import_module(module_part)
+        except ModuleNotFoundError as exc:
+            raise ParamError(f"--model: no module named {exc.name!r} (is it installed, or on PYTHONPATH?)") from None
+        except Exception as exc:
+            raise ParamError(f"--model: importing {module_part} failed: {_one_line(exc)}") from None
+    factory = getattr(module, attr, None)
+    if factory is None:
+        raise ParamError(f"--model: {module_part} has no {attr!r}")
+    if not callable(factory):
+        raise ParamError(f"--model: {module_part}:{attr} is a {type(factory).__name__}, not a function or class")
+    try:
+        takes_info = len(inspect.signature(factory).parameters) > 0
+    except (TypeError, ValueError):
+        takes_info = True
+
+    def call(info):
+        try:
+            return factory(info) if takes_info else factory()
+        except Exception as exc:
+            raise ParamError(f"--model: {attr}() raised {_one_line(exc)}") from None
+
+    call.__name__ = attr
+    return call
+
+
+def _one_line(exc: BaseException) -> str:
+    text = str(exc).strip().splitlines()
+    return f"{type(exc).__name__}: {text[0] if text else ''}".rstrip(": ")
+
+
+def evaluate_model(dataset_path, model: str, *, name: str | None = None, seeds=(0,), epochs: int | None = None,
+                   device: str = "auto", notes: str = "", progress=None):
+    """Train a user's model under the baselines' protocol, once per seed; yield (dataset, record).
+
+    A public file is refused before any user code runs. Errors in the user's model during
+    training become one-line :class:`ParamError` messages.
+    """
+    from . import train  # torch only when a model is trained
+
+    dataset = open_dataset(dataset_path)
+    if dataset.public or "targets" not in dataset.shapes["test"]:
+        raise FormatError(f"{dataset.path}: test targets are withheld (a public file); train and "
+                          f"predict on it, then `cnnbench submit` the predictions to whoever holds the full file")
+    if epochs is not None and epochs < 1:
+        raise ParamError(f"--epochs: {epochs} must be at least 1")
+    factory = load_factory(model)
+    name = check_name(name or f"{Path(model.rpartition(':')[0]).stem}:{model.rpartition(':')[2]}")
+    arrays = train.load_splits(dataset)
+    for seed in seeds:
+        try:
+            result = train.run(dataset, factory, name=name, seed=seed, epochs=epochs, device=device,
+                               source="user", arrays=arrays, notes=notes,
+                               progress=(lambda *a, s=seed: progress(s, *a)) if progress else None)
+        except CnnbenchError:
+            raise
+        except Exception as exc:
+            raise ParamError(f"--model {model}: training failed (seed {seed}): {_one_line(exc)}") from None
+        yield dataset, result.record

@@ -276,7 +276,117 @@ def test_submission_error_is_a_cnnbench_error():
     assert issubclass(SubmissionError, CnnbenchError)
 
 
-@pytest.mark.parametrize("command", ["submit", "export-public", "leaderboard"])
+@pytest.mark.parametrize("command", ["submit", "export-public", "leaderboard", "evaluate"])
 def test_help(command):
     result = CliRunner().invoke(main, [command, "--help"])
     assert result.exit_code == 0 and len(result.output) > 200
+
+
+# -- evaluate: a user's model trained under the protocol --------------------------------------
+
+USER_MODEL = '''
+from torch import nn
+
+from cnnbench.train import Recipe, sgd
+
+
+def make(info):
+    h, w, c = info.image_shape
+    return nn.Sequential(nn.Flatten(), nn.Linear(h * w * c, info.num_outputs))
+
+
+def make_recipe(info):
+    h, w, c = info.image_shape
+    model = nn.Sequential(nn.Flatten(), nn.Linear(h * w * c, 16), nn.ReLU(), nn.Linear(16, info.num_outputs))
+    return Recipe(model, optimizer=sgd(0.1), epochs=2, batch_size=8, config={"lr": 0.1})
+
+
+def no_args():
+    return nn.Sequential(nn.Flatten(), nn.Linear(64, 2))
+
+
+def returns_number(info):
+    return 3
+
+
+def raises(info):
+    raise RuntimeError("boom")
+
+
+def wrong_shape(info):
+    return nn.Sequential(nn.Flatten(), nn.Linear(5, 2))
+
+
+NOT_CALLABLE = 42
+'''
+
+
+@pytest.fixture
+def user_model(tmp_path):
+    path = tmp_path / "user_model.py"
+    path.write_text(USER_MODEL)
+    return path
+
+
+def test_evaluate_trains_and_records(db, lines_file, user_model):
+    result = CliRunner().invoke(main, ["evaluate", str(lines_file), "--model", f"{user_model}:make",
+                                       "--epochs", "2", "--seeds", "0-1", "--db", str(db), "-q"])
+    assert result.exit_code == 0, result.output
+    assert "user_model:make on" in result.output and "over 2 seeds" in result.output
+    with Leaderboard(db) as board:
+        runs = [r for r in board.runs() if r.source == "user"]
+    assert [r.seed for r in runs] == [0, 1]
+    assert runs[0].name == "user_model:make" and runs[0].epochs == 2 and runs[0].params == 8 * 8 * 2 + 2
+    assert 0.0 <= runs[0].score <= 1.0 and runs[0].fingerprint == open_dataset(lines_file).fingerprint
+
+
+def test_evaluate_recipe_and_zero_arg_factory(db, lines_file, user_model):
+    for factory, name in (("make_recipe", "mlp"), ("no_args", "bare")):
+        result = CliRunner().invoke(main, ["evaluate", str(lines_file), "--model", f"{user_model}:{factory}",
+                                           "--name", name, "--db", str(db), "--epochs", "1"])
+        assert result.exit_code == 0, result.output
+    with Leaderboard(db) as board:
+        names = {r.name: r for r in board.runs() if r.source == "user"}
+    assert names["mlp"].config["lr"] == 0.1 and names["mlp"].config["batch_size"] == 8
+    assert "SGD" in names["mlp"].config["optimizer"]
+
+
+@pytest.mark.parametrize("model, message", [
+    ("{file}:missing", "has no 'missing'"),
+    ("{file}:NOT_CALLABLE", "not a function"),
+    ("{file}:returns_number", "must return a torch.nn.Module"),
+    ("{file}:raises", "raises() raised RuntimeError: boom"),
+    ("{file}:wrong_shape", "training failed"),
+    ("{dir}/absent.py:make", "no such file"),
+    ("{dir}/broken.py:make", "importing"),
+    ("no_such_package_xyz.models:make", "no module named"),
+    ("{file}", "expected FILE.py:FACTORY"),
+])
+def test_evaluate_bad_factory_db_unchanged(model, message, db, lines_file, user_model, tmp_path):
+    (tmp_path / "broken.py").write_text("def make(:\n")
+    before = digest(db)
+    spec = model.format(file=user_model, dir=tmp_path)
+    result = CliRunner().invoke(main, ["evaluate", str(lines_file), "--model", spec, "--epochs", "1",
+                                       "--db", str(db), "-q"])
+    assert result.exit_code == 1, result.output
+    assert result.output.startswith("Error:") and len(result.output.strip().splitlines()) == 1
+    assert message in result.output
+    assert digest(db) == before
+
+
+def test_evaluate_refuses_public_file_before_user_code(db, lines_file, tmp_path):
+    public = tmp_path / "public.h5"
+    export_public(lines_file, public)
+    marker = tmp_path / "ran"
+    (tmp_path / "m.py").write_text(f"open({str(marker)!r}, 'w').write('x')\ndef make(info):\n    pass\n")
+    before = digest(db)
+    result = CliRunner().invoke(main, ["evaluate", str(public), "--model", f"{tmp_path / 'm.py'}:make",
+                                       "--db", str(db)])
+    assert result.exit_code == 1 and "withheld" in result.output
+    assert not marker.exists() and digest(db) == before
+
+
+def test_evaluate_epochs_zero_refused(db, lines_file, user_model):
+    result = CliRunner().invoke(main, ["evaluate", str(lines_file), "--model", f"{user_model}:make",
+                                       "--epochs", "0", "--db", str(db)])
+    assert result.exit_code == 1 and "at least 1" in result.output

@@ -138,3 +138,56 @@ def export_public_command(dataset, out, force):
     public = export_public(dataset, out, force=force)
     click.echo(f"wrote {out}: public copy of {dataset}, fingerprint {public.fingerprint[:12]}, "
                f"test targets withheld")
+
+
+@main.command()
+@click.argument("dataset", type=click.Path(dir_okay=False))
+@click.option("--model", "model", required=True, metavar="FILE.py:FACTORY | package.module:FACTORY",
+              help="Your model factory: factory(info) -> torch.nn.Module or cnnbench.train.Recipe.")
+@click.option("--name", default=None, help="Name on the leaderboard [default: FILE:FACTORY].")
+@click.option("--epochs", type=int, default=None, help="Override the recipe's epochs.")
+@click.option("--seeds", default="0", show_default=True, metavar="LIST",
+              help="Training seeds: 0-9, 0,3,5 or one number; each is a run, shown as one row.")
+@click.option("--device", default="auto", show_default=True, help="auto (CUDA when present), cpu, cuda...")
+@click.option("--notes", default="", help="Free text stored with the rows.")
+@click.option("--quiet", "-q", is_flag=True, help="Only the final lines.")
+@db_option
+def evaluate(dataset, model, name, epochs, seeds, device, notes, quiet, db):
+    """Train your own torch model under the baselines' protocol and record it (source 'user').
+
+    The factory gets a DataInfo (task, image shape, number of outputs...) and returns a
+    torch.nn.Module (trained with the defaults: inputs scaled to [0, 1], Adam 1e-3, cross-
+    entropy on logits or MSE on standardised targets) or a cnnbench.train.Recipe choosing the
+    optimizer, loss, preprocessing, augmentation, epochs and batch size. See docs/leaderboard.md.
+    Train on train, select the epoch on val, score test once. Your file runs as Python: name
+    only code you trust. All seeds are recorded together, or none if one fails.
+
+    \b
+      cnnbench evaluate lines-16.h5 --model mynet.py:make --seeds 0-4 --epochs 5
+    """
+    from ..train import parse_seeds
+    from ..submit import evaluate_model
+
+    seed_list = parse_seeds(seeds)
+    path = resolve_db_path(db)
+
+    def progress(seed, epoch, total, metric, value):
+        if not quiet:
+            click.echo(f"seed {seed} epoch {epoch}/{total}: val {metric} {value:.4f}", err=True)
+
+    records, ds = [], None
+    for ds, record in evaluate_model(dataset, model, name=name, seeds=seed_list, epochs=epochs,
+                                     device=device, notes=notes, progress=progress):
+        records.append(record)
+        if not quiet:
+            click.echo(f"{record.name} seed {record.seed}: test {record.metric} {record.score:.4f} "
+                       f"({record.params:,} parameters, {record.wall_time_s:.1f} s)")
+    with Leaderboard(path) as board:
+        ids = set(board.add_many(records, dataset=ds))
+        boards = board.boards([ds.fingerprint], optimum=ds.optimum)
+    current = next(b for b in boards if b.protocol_version == records[0].protocol_version)
+    entry = next(e for e in current.entries if ids & set(e.run_ids))
+    ranked = sum(e.rank is not None for e in current.entries)
+    spread = f" ± {entry.std:.4f} over {entry.n_seeds} seeds" if entry.std is not None else ""
+    click.echo(f"{entry.name} on {current.title}: {current.metric} {entry.score:.4f}{spread}; "
+               f"rank {entry.rank} of {ranked} (recorded in {path})")
