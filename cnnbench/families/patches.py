@@ -182,9 +182,12 @@ def render_scene(f: dict, p: dict) -> np.ndarray:
     liquid = (1.0 + p["texture"] / np.sqrt(N_TEXTURE / 2) * wave)[:, None] * rgb(colour)
     del wave
     for k in range(f["bubble_xyr"].shape[1]):  # bubbles: pale discs with a dark edge
+        if not f["bubble_xyr"][:, k, 2].any():
+            continue
         bx, by, br = (col(f["bubble_xyr"][:, k, i]) for i in range(3))
-        edge = _disc(x, y, bx, by, 1.3 * br, pixel)
-        inner = _disc(x, y, bx, by, br, pixel)
+        dist = np.sqrt((x - bx) ** 2 + (y - by) ** 2)
+        edge = np.clip((1.3 * br - dist) / pixel + 0.5, 0.0, 1.0)[:, None]
+        inner = np.clip((br - dist) / pixel + 0.5, 0.0, 1.0)[:, None]
         liquid += edge * (0.3 * liquid - liquid) + inner * (0.9 - 0.3 * liquid)
     if p["asymmetric"]:
         mark = _disc(x, y, *MARK_AT, MARK_RADIUS, pixel)
@@ -243,7 +246,10 @@ def render_images(f: dict, p: dict, rng: np.random.Generator | None = None) -> n
     for lo in range(0, n, step):
         part = {k: v[lo:lo + step] for k, v in f.items()}
         scene = render_scene(part, p)
-        small = np.einsum("os,ncst,pt->nopc", area, scene, area, optimize=True)
+        if p["output_size"] == size:  # nothing to average
+            small = np.ascontiguousarray(scene.transpose(0, 2, 3, 1))
+        else:
+            small = np.einsum("os,ncst,pt->nopc", area, scene, area, optimize=True)
         out.append(camera(small, part, p, rng))
     return np.concatenate(out)
 
