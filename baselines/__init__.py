@@ -1,1 +1,94 @@
-"""Baseline models, installed as ``cnnbench.baselines``: one readable file per baseline."""
+"""Baseline models, installed as ``cnnbench.baselines``: one readable file per baseline.
+
+Every baseline is a factory ``make(info: DataInfo) -> Recipe`` (see :mod:`cnnbench.train`),
+registered here once with what it applies to. The files, by the seed advice they test:
+
+- ``reference.py``: majority class / mean target, ridge on pixels (seed 001's "it is linear").
+- ``seed000_two_filter_cnn.py``: seed 000's net reproduced (softmax twice, raw pixels, SGD
+  1e-3) and its corrected recipe.
+- ``seed001_coordinate_cnn.py``: seed 001's CNN reproduced (Adam 0.01, raw pixel targets)
+  and its corrected recipe.
+- ``mlp.py``: one hidden layer (seed 001's answer).
+- ``coordconv.py``: CoordConv (Liu et al. 2018) and the same CNN without coordinates.
+- ``seed002_vgg.py``: seed 002's VGG-like regressor reproduced.
+- ``resnet.py``: a small ResNet (seed 002's advice).
+- ``p4_equivariant_cnn.py``: p4 group convolutions, rotation-invariant (seed 002's advice).
+- ``classify_then_regress.py``: bins plus a residual (seed 002's advice).
+- ``ridge_mean_colour.py``: ridge on the well's mean colour (the obvious hand-made feature).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Callable
+
+from ..errors import UnknownNameError
+
+ALL_FAMILIES = None  # a Baseline.families value: applies to any family of the right task
+
+
+@dataclass(frozen=True)
+class Baseline:
+    """A registered baseline: its factory and what it applies to.
+
+    name : leaderboard name
+    summary : one line for ``cnnbench baselines``
+    make : callable(DataInfo) -> Recipe
+    tests : the seed advice it reproduces or tests (e.g. "seed 000 reproduction")
+    tasks : tasks it can solve
+    families : families it is meant for (None: any family of those tasks)
+    quick : cheap enough for the default ``cnnbench suite`` (seconds per run)
+    source : "reference" for reference predictors, else "baseline"
+    epochs : default epochs, as a phrase (the factory may adapt them to the data size)
+    seeds : training seeds the published figures use (``suite --full``)
+    """
+
+    name: str
+    summary: str
+    make: Callable
+    tests: str = ""
+    tasks: tuple = ("classification", "regression")
+    families: tuple | None = ALL_FAMILIES
+    quick: bool = False
+    source: str = "baseline"
+    epochs: str = ""
+    seeds: int = 1
+
+    def applies_to(self, family: str, task: str) -> bool:
+        return task in self.tasks and (self.families is None or family in self.families)
+
+
+def _collect() -> dict[str, Baseline]:
+    from . import mlp, reference, seed000_two_filter_cnn
+
+    modules = (reference, seed000_two_filter_cnn, mlp)
+    found: dict[str, Baseline] = {}
+    for module in modules:
+        for baseline in module.BASELINES:
+            assert baseline.name not in found, f"baseline {baseline.name} registered twice"
+            found[baseline.name] = baseline
+    return found
+
+
+_REGISTRY: dict[str, Baseline] | None = None
+
+
+def all_baselines() -> dict[str, Baseline]:
+    """Every registered baseline, by name, in registration order."""
+    global _REGISTRY
+    if _REGISTRY is None:
+        _REGISTRY = _collect()
+    return _REGISTRY
+
+
+def get_baseline(name: str) -> Baseline:
+    baselines = all_baselines()
+    if name not in baselines:
+        raise UnknownNameError(f"unknown baseline {name!r} (known: {', '.join(baselines)})")
+    return baselines[name]
+
+
+def applicable(family: str, task: str, quick_only: bool = False) -> list[Baseline]:
+    """The baselines meant for a dataset of this family and task."""
+    return [b for b in all_baselines().values()
+            if b.applies_to(family, task) and (b.quick or not quick_only)]

@@ -1,0 +1,31 @@
+"""One hidden layer: seed 001's "this can be solved with a single hidden layer".
+
+Flatten -> Linear(256) -> ReLU -> Linear(outputs); inputs / 255, targets standardised,
+Adam 1e-3, batch 64. The smallest non-linear model: if it fails, the data or the pipeline
+is at fault, not the architecture.
+"""
+
+from __future__ import annotations
+
+from torch import nn
+
+from cnnbench.train import DataInfo, Recipe, adam
+
+from . import Baseline
+
+HIDDEN = 256
+
+
+def make(info: DataInfo) -> Recipe:
+    h, w, c = info.image_shape
+    model = nn.Sequential(nn.Flatten(), nn.Linear(h * w * c, HIDDEN), nn.ReLU(),
+                          nn.Linear(HIDDEN, info.num_outputs))
+    epochs = 200 if info.n_train <= 100 else 15
+    return Recipe(model=model, optimizer=adam(1e-3), epochs=epochs, batch_size=64,
+                  config={"hidden": HIDDEN})
+
+
+BASELINES = [
+    Baseline("mlp", "one hidden layer of 256 ReLUs on the pixels (seed 001's answer)", make,
+             tests="seed 001: one hidden layer", quick=True, epochs="15 (200 up to 100 images)"),
+]

@@ -1,0 +1,238 @@
+"""Benchmark commands: bench, baselines, suite."""
+
+from __future__ import annotations
+
+import sys
+import time
+from pathlib import Path
+
+import click
+import torch
+
+from ..baselines import all_baselines, applicable, get_baseline
+from ..errors import ParamError
+from ..h5format import check_output_path, open_dataset
+from ..leaderboard import Leaderboard, resolve_db_path
+from ..report import render_fingerprints
+from ..train import load_splits, parse_seeds, run
+from . import main
+from .board import db_option
+from .data import progress_bar
+
+
+class EpochBar:
+    """A click progress bar per run (epochs, current val metric), on a terminal only.
+
+    The library calls it after each epoch; the bar is opened on the first call, when the
+    number of epochs is known.
+    """
+
+    def __init__(self, label: str, quiet: bool):
+        self.label, self.enabled, self.bar, self.done = label, not quiet and sys.stderr.isatty(), None, 0
+        self.text = ""
+
+    def __call__(self, epoch: int, epochs: int, metric: str, value: float) -> None:
+        if not self.enabled:
+            return
+        if self.bar is None:
+            self.bar = click.progressbar(length=epochs, label=self.label, file=sys.stderr,
+                                         item_show_func=lambda _: self.text)
+            self.bar.__enter__()
+        self.text = f"val {metric} {value:.4g}"
+        self.bar.update(epoch - self.done)
+        self.done = epoch
+
+    def close(self) -> None:
+        if self.bar is not None:
+            self.bar.__exit__(None, None, None)
+            self.bar = None
+
+
+def run_options(f):
+    f = click.option("--epochs", type=int, default=None, metavar="N",
+                     help="Override each baseline's default epochs (closed-form fits ignore it).")(f)
+    f = click.option("--device", default="auto", show_default=True,
+                     help="auto (CUDA when present, else CPU), cpu, cuda, cuda:1...")(f)
+    f = click.option("--threads", type=click.IntRange(min=1), default=None, metavar="N",
+                     help="CPU threads for torch [default: torch's choice].")(f)
+    f = click.option("--quiet", "-q", is_flag=True, help="No progress bars; one line per run.")(f)
+    return f
+
+
+def _threads(threads):
+    if threads:
+        torch.set_num_threads(threads)
+
+
+def _check_epochs(epochs):
+    if epochs is not None and epochs < 1:
+        raise ParamError(f"--epochs: {epochs} must be at least 1")
+
+
+def _line(record) -> str:
+    m = record.metrics
+    if record.task == "classification":
+        scores = f"accuracy {m['accuracy']:.4f}"
+    else:
+        scores = f"rmse {m['rmse']:.4f}  mae {m['mae']:.4f}  r2 {m['r2']:.4f}"
+    return (f"{record.name:<22} seed {record.seed:<3} {scores}  (epoch {record.best_epoch}/"
+            f"{record.epochs}, {record.params} params, {record.wall_time_s:.1f} s, {record.device})")
+
+
+def _run_many(ds, runs, *, epochs, device, quiet, board, plot_dir=None, on_record=None):
+    """Train and record each (baseline, seeds); the split arrays are read once for all."""
+    arrays = load_splits(ds)
+    records = []
+    for baseline, seeds in runs:
+        if baseline.source == "reference":
+            seeds = seeds[:1]  # closed-form fits do not depend on the training seed
+        for seed in seeds:
+            bar = EpochBar(f"{baseline.name} seed {seed}", quiet)
+            try:
+                result = run(ds, baseline.make, name=baseline.name, seed=seed, epochs=epochs,
+                             device=device, source=baseline.source, progress=bar, arrays=arrays)
+            finally:
+                bar.close()
+            board.add(result.record, ds)
+            records.append(result.record)
+            click.echo(_line(result.record))
+            if plot_dir is not None:
+                _plots(result, ds, Path(plot_dir))
+            if on_record:
+                on_record(result.record)
+    return records
+
+
+def _plots(result, ds, folder: Path) -> None:
+    from ..plots import learning_curves, scatter
+
+    folder.mkdir(parents=True, exist_ok=True)
+    r = result.record
+    stem = f"{Path(ds.path).stem}_{r.name}_seed{r.seed}"
+    learning_curves(r, folder / f"{stem}_curves.png")
+    if r.task == "regression":
+        scatter(result.test_predicted, result.test_targets, folder / f"{stem}_scatter.png",
+                f"{r.name} seed {r.seed}", ds.target_names)
+
+
+@main.command()
+@click.argument("dataset", type=click.Path(dir_okay=False))
+@click.option("--baseline", "-b", "names", multiple=True, metavar="NAME",
+              help="Baseline to run (repeatable) [default: every one that applies].")
+@click.option("--seed", "--seeds", "seeds", default="0", show_default=True, metavar="S",
+              help="Training seed(s): 3, 0-9 or 0,4,7; one recorded run per seed.")
+@click.option("--plot", "plot_dir", type=click.Path(file_okay=False), default=None, metavar="DIR",
+              help="Write learning curves (and, for regression, predicted-vs-true) PNGs here.")
+@run_options
+@db_option
+def bench(dataset, names, seeds, plot_dir, epochs, device, threads, quiet, db):
+    """Train baselines on DATASET.h5 under the protocol, score them on test, record them.
+
+    Each run trains on train, selects its epoch on val and reports test metrics for that
+    epoch; every run is recorded in the leaderboard as soon as it ends.
+
+    \b
+      cnnbench bench lines-3x3.h5 -b seed000-repro -b seed000-fix --seeds 0-9
+      cnnbench bench boxes-64.h5 -b ridge --plot plots/
+    """
+    _check_epochs(epochs)
+    seed_list = parse_seeds(seeds)
+    ds = open_dataset(dataset)
+    if names:
+        chosen = [get_baseline(n) for n in names]
+        wrong = [b for b in chosen if not b.applies_to(ds.family, ds.task)]
+        if wrong:
+            raise ParamError(f"baseline {wrong[0].name!r} does not apply to {ds.family} "
+                             f"({ds.task}); see cnnbench baselines")
+    else:
+        chosen = applicable(ds.family, ds.task)
+    _threads(threads)
+    if plot_dir:
+        Path(plot_dir).mkdir(parents=True, exist_ok=True)
+    path = resolve_db_path(db)
+    with Leaderboard(path) as board:
+        _run_many(ds, [(b, seed_list) for b in chosen], epochs=epochs, device=device, quiet=quiet,
+                  board=board, plot_dir=plot_dir)
+    if not quiet:
+        click.echo(f"recorded in {path}")
+
+
+@main.command("baselines")
+@click.option("--dataset", type=click.Path(dir_okay=False), default=None, metavar="FILE",
+              help="Only the baselines that apply to this dataset.")
+def baselines_command(dataset):
+    """List the baselines, one line each: name, what it applies to, what it tests.
+
+    Marks: q = quick (part of the default suite), r = reference predictor.
+    """
+    found = list(all_baselines().values())
+    if dataset:
+        ds = open_dataset(dataset)
+        found = [b for b in found if b.applies_to(ds.family, ds.task)]
+    width = max(len(b.name) for b in found) if found else 10
+    for b in found:
+        marks = ("q" if b.quick else "-") + ("r" if b.source == "reference" else "-")
+        where = ",".join(b.families) if b.families else ",".join(t[:5] for t in b.tasks)
+        click.echo(f"{b.name:<{width}}  {marks}  {where:<12} {b.summary}  [{b.epochs}]")
+
+
+@main.command()
+@click.option("--full", is_flag=True, help="Every canonical preset and every applicable baseline.")
+@click.option("--rungs", default=None, metavar="LIST", help="Only presets of these rungs: easy,medium,hard.")
+@click.option("--preset", "preset_names", multiple=True, metavar="NAME", help="Only this preset (repeatable).")
+@click.option("--baseline", "-b", "names", multiple=True, metavar="NAME",
+              help="Only this baseline (repeatable).")
+@click.option("--data-dir", default="data", show_default=True, type=click.Path(file_okay=False),
+              help="Where the preset files are generated (kept and reused when their spec matches).")
+@click.option("--seeds", default=None, metavar="S",
+              help="Training seeds for every run [default: each baseline's, 10 for the seed reproductions].")
+@click.option("--report", "report", type=click.Path(dir_okay=False), default=None, metavar="FILE.md",
+              help="Write the figures table and every result (e.g. docs/results.md).")
+@run_options
+@db_option
+def suite(full, rungs, preset_names, names, data_dir, seeds, report, epochs, device, threads, quiet, db):
+    """Generate the canonical presets, run their baselines, record them, print the leaderboard.
+
+    Without flags: the quick presets and quick baselines, a few minutes on 2 CPU cores.
+    --full runs every preset and every applicable baseline; --report writes the figures.
+
+    \b
+      cnnbench suite
+      cnnbench suite --full --report docs/results.md
+      cnnbench suite --preset lines-3x3 --seeds 0-9
+    """
+    from .. import suite as lib
+
+    started = time.perf_counter()
+    _check_epochs(epochs)
+    seed_list = parse_seeds(seeds) if seeds else None
+    presets = lib.choose_presets(full, rungs.split(",") if rungs else None, list(preset_names) or None)
+    steps = lib.plan(presets, full, seed_list, list(names) or None)
+    if report:
+        check_output_path(report, force=True)
+    _threads(threads)
+    path = resolve_db_path(db)
+    records, fingerprints, optimum = [], [], {}
+    with Leaderboard(path) as board:
+        for step in steps:
+            preset = step.preset
+            spec = preset.spec()
+            total = sum(spec.sizes.values())
+            with progress_bar(total, f"generate {preset.name}", quiet) as update:
+                file, made = lib.ensure_dataset(preset, data_dir, update)
+            ds = open_dataset(file)
+            fingerprints.append(ds.fingerprint)
+            optimum[preset.name] = ds.optimum
+            if not quiet:
+                click.echo(f"== {preset.name} ({file}{', generated' if made else ''}): "
+                           f"{len(step.runs)} baselines")
+            records += _run_many(ds, step.runs, epochs=epochs, device=device, quiet=quiet, board=board)
+        total_s = time.perf_counter() - started
+        if not quiet:
+            click.echo("")
+            click.echo(render_fingerprints(board, list(dict.fromkeys(fingerprints))))
+    command = "cnnbench suite" + (" --full" if full else "") + (f" --seeds {seeds}" if seeds else "")
+    if report:
+        Path(report).write_text(lib.render_report(records, total_s, optimum, command), encoding="utf-8")
+        click.echo(f"wrote {report}")
+    click.echo(f"suite: {len(records)} runs on {len(steps)} datasets in {total_s:.0f} s; recorded in {path}")

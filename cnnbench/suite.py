@@ -1,0 +1,324 @@
+"""The benchmark suite: generate the canonical presets, run their baselines, check the figures.
+
+``cnnbench suite`` is a thin layer over this module. The plan (which presets, which
+baselines, how many training seeds) is decided here; the runs go through
+:func:`cnnbench.train.run` like any other; the figures the benchmark promises (see
+``docs/results.md``) are checked from the records the suite produced, never typed in.
+"""
+
+from __future__ import annotations
+
+import datetime as _dt
+import json
+import os
+import platform
+import statistics
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable
+
+import torch
+
+from . import __version__
+from .baselines import Baseline, applicable, get_baseline
+from .errors import ParamError
+from .generate import write_dataset
+from .h5format import open_dataset
+from .presets import Preset, all_presets
+from .records import PRIMARY_METRIC, RunRecord
+
+RUNGS = ("easy", "medium", "hard")
+
+
+@dataclass
+class Step:
+    """One preset and the baselines to run on it, each with its training seeds."""
+
+    preset: Preset
+    runs: list[tuple[Baseline, list[int]]] = field(default_factory=list)
+
+
+def choose_presets(full: bool, rungs: list[str] | None = None, names: list[str] | None = None) -> list[Preset]:
+    """Quick presets by default; every preset with ``full``; narrowed by rung or name."""
+    presets = all_presets()
+    if names:
+        unknown = [n for n in names if n not in presets]
+        if unknown:
+            raise ParamError(f"unknown preset {unknown[0]!r} (known: {', '.join(presets)})")
+        chosen = [presets[n] for n in names]
+    else:
+        chosen = [p for p in presets.values() if full or p.quick]
+    if rungs:
+        bad = [r for r in rungs if r not in RUNGS]
+        if bad:
+            raise ParamError(f"rungs: {bad[0]!r} is not one of {', '.join(RUNGS)}")
+        chosen = [p for p in chosen if p.rung in rungs]
+    return chosen
+
+
+def plan(presets: list[Preset], full: bool, seeds: list[int] | None = None,
+         baselines: list[str] | None = None) -> list[Step]:
+    """Which baselines run where: quick baselines by default, every applicable one with ``full``.
+
+    Seeds: ``seeds`` for every run if given, else each baseline's ``seeds`` (the number of
+    training seeds its published figure needs; 10 for the seed reproductions).
+    """
+    from .families import get_family
+
+    steps = []
+    for preset in presets:
+        family = get_family(preset.family)
+        if baselines:
+            chosen = [get_baseline(n) for n in baselines]
+            chosen = [b for b in chosen if b.applies_to(family.name, family.task)]
+        else:
+            chosen = applicable(family.name, family.task, quick_only=not full)
+        step = Step(preset)
+        for b in chosen:
+            step.runs.append((b, list(seeds) if seeds else list(range(b.seeds))))
+        steps.append(step)
+    return steps
+
+
+def ensure_dataset(preset: Preset, data_dir: str | os.PathLike,
+                   progress: Callable[[int], None] | None = None) -> tuple[Path, bool]:
+    """``data_dir/<preset>.h5``, generated unless a file with the same spec is there.
+
+    Returns the path and whether it was (re)generated.
+    """
+    folder = Path(data_dir)
+    folder.mkdir(parents=True, exist_ok=True)
+    path = folder / f"{preset.name}.h5"
+    spec = preset.spec()
+    if path.exists():
+        try:
+            # Compare as JSON gives them back (tuples are lists in the file).
+            if open_dataset(path).spec == json.loads(spec.to_json()):
+                return path, False
+        except Exception:  # noqa: BLE001 -- any unreadable file is simply regenerated
+            pass
+    write_dataset(spec, path, force=True, progress=progress)
+    return path, True
+
+
+# --------------------------------------------------------------------------------------------
+# Summaries and figures, from records
+
+
+def group(records: list[RunRecord]) -> dict[tuple[str, str], list[RunRecord]]:
+    """Records by (preset or dataset path, baseline name), in first-seen order."""
+    out: dict[tuple[str, str], list[RunRecord]] = {}
+    for r in records:
+        out.setdefault((r.preset or r.dataset_path, r.name), []).append(r)
+    return out
+
+
+@dataclass
+class Summary:
+    dataset: str
+    name: str
+    metric: str
+    n: int
+    mean: float
+    std: float
+    best: float
+    worst: float
+    share_at_best: float | None  # classification: share of seeds reaching the best accuracy
+    wall_s: float  # summed over seeds
+    params: int | None
+    extra: dict = field(default_factory=dict)
+
+
+def summarize(records: list[RunRecord]) -> list[Summary]:
+    out = []
+    for (dataset, name), rs in group(records).items():
+        metric, higher = PRIMARY_METRIC[rs[0].task]
+        scores = [r.score for r in rs]
+        best = max(scores) if higher else min(scores)
+        share = None
+        if rs[0].task == "classification":
+            share = sum(s >= best - 1e-12 for s in scores) / len(scores)
+        extra = {}
+        if rs[0].task == "regression":
+            extra["r2_mean"] = statistics.fmean(r.metrics["r2"] for r in rs)
+            extra["collapsed"] = sum(r.metrics["r2"] <= 0.1 for r in rs)
+        out.append(Summary(dataset, name, metric, len(rs), statistics.fmean(scores),
+                           statistics.pstdev(scores) if len(scores) > 1 else 0.0, best,
+                           min(scores) if higher else max(scores), share,
+                           sum(r.wall_time_s or 0.0 for r in rs), rs[0].params, extra))
+    return out
+
+
+@dataclass
+class Figure:
+    dataset: str
+    claim: str
+    measured: str
+    met: bool | None  # None: not run
+
+
+def _runs(records, dataset, name):
+    return [r for r in records if (r.preset or r.dataset_path) == dataset and r.name == name]
+
+
+def check_figures(records: list[RunRecord], total_wall_s: float | None = None) -> list[Figure]:
+    """The benchmark's promised figures, each checked against the runs that were made."""
+    figs: list[Figure] = []
+
+    def fig(dataset, claim, measure):
+        try:
+            measured, met = measure()
+        except _Missing as missing:
+            measured, met = f"not run ({missing})", None
+        figs.append(Figure(dataset, claim, measured, met))
+
+    def need(dataset, name):
+        rs = _runs(records, dataset, name)
+        if not rs:
+            raise _Missing(name)
+        return rs
+
+    def best_of(dataset, exclude=()):
+        rs = [r for r in records if (r.preset or r.dataset_path) == dataset and r.name not in exclude]
+        if not rs:
+            raise _Missing(f"nothing on {dataset}")
+        higher = PRIMARY_METRIC[rs[0].task][1]
+        return (max if higher else min)(rs, key=lambda r: r.score)
+
+    def seed000_repro():
+        rs = need("lines-3x3", "seed000-repro")
+        perfect = sum(r.score >= 1.0 for r in rs)
+        mean = statistics.fmean(r.score for r in rs)
+        return (f"{perfect} of {len(rs)} seeds reach 1.0; mean accuracy {mean:.3f}",
+                perfect == 0 and mean <= 0.6)
+
+    def seed000_fix():
+        rs = need("lines-3x3", "seed000-fix")
+        perfect = sum(r.score >= 1.0 for r in rs)
+        return f"{perfect} of {len(rs)} seeds reach 1.0", perfect == len(rs) and len(rs) >= 10
+
+    def lines16():
+        b = best_of("lines-16")
+        return f"best {b.name}: {b.score:.4f}", b.score >= 0.99
+
+    def seed001_collapse():
+        rs = need("boxes-64", "seed001-repro")
+        collapsed = sum(r.metrics["r2"] <= 0.1 for r in rs)
+        return (f"{collapsed} of {len(rs)} seeds collapse to the mean (test R² <= 0.1)",
+                collapsed > len(rs) / 2)
+
+    def under(dataset, name, limit):
+        def measure():
+            rs = need(dataset, name)
+            worst = max(r.score for r in rs)
+            return f"RMSE {worst:.3f} px" + (f" (worst of {len(rs)})" if len(rs) > 1 else ""), worst < limit
+        return measure
+
+    def coordconv_vs_plain():
+        cc = min(r.score for r in need("notsoclevr-quadrant", "coordconv"))
+        plain = min(r.score for r in need("notsoclevr-quadrant", "plain-cnn"))
+        return f"CoordConv {cc:.3f} px, plain CNN {plain:.3f} px", cc < 2.0 <= plain
+
+    def patches():
+        mean = need("patches-64", "mean")[0].score
+        b = best_of("patches-64", exclude=("mean",))
+        others = {}
+        for name in ("ridge-mean-colour", "seed002-vgg"):
+            rs = _runs(records, "patches-64", name)
+            if rs:
+                others[name] = min(r.score for r in rs)
+        text = f"best {b.name}: {b.score:.2f}; mean predictor {mean:.2f} (1/8: {mean / 8:.2f})"
+        text += "".join(f"; {k} {v:.2f}" for k, v in others.items())
+        met = b.score <= mean / 8 and all(b.score < v for k, v in others.items() if k != b.name)
+        return text, met and len(others) == 2
+
+    fig("lines-3x3", "seed 000 reproduction never reaches 1.0 over 10 seeds, mean <= 0.6", seed000_repro)
+    fig("lines-3x3", "seed 000 fix reaches 1.0 on all 10 seeds", seed000_fix)
+    fig("lines-16", "best test accuracy >= 0.99", lines16)
+    fig("boxes-64", "seed 001 reproduction collapses to the mean on most of 10 seeds", seed001_collapse)
+    fig("boxes-64", "ridge test RMSE < 1 px", under("boxes-64", "ridge", 1.0))
+    fig("boxes-64", "CoordConv test RMSE < 1 px", under("boxes-64", "coordconv", 1.0))
+    fig("notsoclevr-quadrant", "CoordConv < 2 px on the held-out quadrant, plain CNN not",
+        coordconv_vs_plain)
+    fig("patches-64", "best <= 1/8 of the mean predictor, better than ridge on mean colour and "
+        "the seed 002 reproduction", patches)
+    if total_wall_s is not None:
+        figs.append(Figure("all", "whole suite under 20 minutes on 2 CPU cores",
+                           f"{total_wall_s / 60:.1f} min on {os.cpu_count()} CPUs, "
+                           f"{torch.get_num_threads()} torch threads", total_wall_s < 20 * 60))
+    return figs
+
+
+class _Missing(Exception):
+    pass
+
+
+# --------------------------------------------------------------------------------------------
+# The report
+
+
+def machine() -> str:
+    return (f"{platform.machine()}, {os.cpu_count()} CPUs, {platform.system()} {platform.release()}, "
+            f"Python {platform.python_version()}, torch {torch.__version__} "
+            f"({torch.get_num_threads()} threads)")
+
+
+def _fmt(value: float | None, metric: str) -> str:
+    if value is None:
+        return ""
+    return f"{value:.4f}" if metric == "accuracy" else f"{value:.3f}"
+
+
+def render_report(records: list[RunRecord], total_wall_s: float, optimum: dict[str, dict | None],
+                  command: str = "cnnbench suite --full") -> str:
+    """``docs/results.md``: the figures table and every baseline's result, from these runs."""
+    now = _dt.datetime.now(_dt.timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
+    devices = sorted({r.device for r in records})
+    lines = [
+        "# Results",
+        "",
+        f"Written by `{command}` on {now}; cnnbench {__version__}, protocol "
+        f"version {records[0].protocol_version if records else '?'}.",
+        f"Machine: {machine()}; device {', '.join(devices)}.",
+        f"Measured wall time of the whole suite (generation included): {total_wall_s:.0f} s "
+        f"({total_wall_s / 60:.1f} min).",
+        "",
+        "Every number below comes from the runs this command made; a figure that was not met "
+        "says so. Scores are on the test split, for the epoch selected on val.",
+        "",
+        "## Figures",
+        "",
+        "| dataset | figure | measured | met |",
+        "|---|---|---|---|",
+    ]
+    for f in check_figures(records, total_wall_s):
+        mark = {True: "yes", False: "**no**", None: "not run"}[f.met]
+        lines.append(f"| {f.dataset} | {f.claim} | {f.measured} | {mark} |")
+    summaries = summarize(records)
+    for dataset in dict.fromkeys(s.dataset for s in summaries):
+        rows = [s for s in summaries if s.dataset == dataset]
+        metric = rows[0].metric
+        higher = PRIMARY_METRIC["classification" if metric == "accuracy" else "regression"][1]
+        rows.sort(key=lambda s: -s.mean if higher else s.mean)
+        lines += ["", f"## {dataset}", ""]
+        opt = optimum.get(dataset)
+        if opt:
+            lines += [f"Known optimum: {metric} {_fmt(opt.get('value'), metric)} "
+                      f"({'exact' if opt.get('exact') else 'estimate'}: {opt.get('why', '')}).", ""]
+        head = f"| baseline | seeds | mean {metric} | std | best | worst |"
+        sep = "|---|---|---|---|---|---|"
+        if metric == "accuracy":
+            head, sep = head + " share at best |", sep + "---|"
+        else:
+            head, sep = head + " mean R² | collapsed (R² <= 0.1) |", sep + "---|---|"
+        lines += [head + " params | wall s (all seeds) |", sep + "---|---|"]
+        for s in rows:
+            cells = [s.name, str(s.n), _fmt(s.mean, metric), _fmt(s.std, metric),
+                     _fmt(s.best, metric), _fmt(s.worst, metric)]
+            if metric == "accuracy":
+                cells.append(f"{s.share_at_best:.0%}")
+            else:
+                cells += [f"{s.extra['r2_mean']:.3f}", f"{s.extra['collapsed']} of {s.n}"]
+            cells += [str(s.params if s.params is not None else ""), f"{s.wall_s:.1f}"]
+            lines.append("| " + " | ".join(cells) + " |")
+    return "\n".join(lines) + "\n"

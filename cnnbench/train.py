@@ -1,0 +1,434 @@
+"""The training protocol: one implementation, used by every baseline and by user models.
+
+Read top to bottom, :func:`run` does this:
+
+1. Read each split from HDF5 once, into memory, as a uint8 tensor (N x H x W x C). Batches
+   are gathered from it and converted to float on the device by the recipe's ``preprocess``;
+   there are no per-item reads and no DataLoader worker pool.
+2. For regression, standardise the targets with the train split's mean and std (unless the
+   recipe says ``target_scaling="none"``); every prediction is mapped back to the targets'
+   own units before it is scored.
+3. Train on ``train`` for ``epochs`` epochs. After each epoch score the whole ``val`` split
+   and keep a copy of the weights if the primary metric improved (the first best epoch wins
+   ties). ``test`` is never looked at during training.
+4. Restore the selected weights and score ``test`` once, through :mod:`cnnbench.metrics`.
+
+Randomness: the run's seed (separate from the dataset's seed) drives a ``torch.Generator``
+that shuffles batches and is handed to the recipe's ``augment``; model construction and
+training run inside ``torch.random.fork_rng`` seeded with the same seed, so weight
+initialisation and dropout are reproducible without touching the caller's global RNG state.
+On CPU the same seed gives the same run, bit for bit.
+
+The :class:`Recipe` is the interface: a baseline is a function ``make(info) -> Recipe``, and
+so is a user's model factory (which may also return a bare ``torch.nn.Module``; it then gets
+the default recipe). See ``docs/baselines.md``.
+"""
+
+from __future__ import annotations
+
+import copy
+import datetime as _dt
+import math
+import time
+from dataclasses import dataclass, field
+from typing import Callable, Iterator
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from . import __version__, metrics
+from .errors import CnnbenchError, ParamError
+from .h5format import Dataset, open_dataset
+from .records import PRIMARY_METRIC, RunRecord
+
+# --------------------------------------------------------------------------------------------
+# What a model factory sees, and what it returns
+
+
+@dataclass(frozen=True)
+class DataInfo:
+    """What a model factory is told about the dataset (never its arrays)."""
+
+    family: str
+    task: str  # "classification" or "regression"
+    image_shape: tuple  # (H, W, C) of the stored uint8 images
+    num_outputs: int  # number of classes, or number of target columns
+    target_names: tuple
+    n_train: int
+    spec: dict = field(default_factory=dict)
+
+    @property
+    def channels(self) -> int:
+        return self.image_shape[2]
+
+    @classmethod
+    def from_dataset(cls, ds: Dataset) -> "DataInfo":
+        shape = tuple(ds.shapes["train"]["images"][1:])
+        if ds.task == "classification":
+            outputs = ds.num_classes
+        else:
+            target_shape = ds.shapes["train"]["targets"]
+            outputs = int(np.prod(target_shape[1:])) if len(target_shape) > 1 else 1
+        return cls(ds.family, ds.task, shape, outputs, tuple(ds.target_names),
+                   ds.split_size("train"), ds.spec)
+
+
+def scale_01(x: torch.Tensor) -> torch.Tensor:
+    """The default input preprocessing: uint8 N x H x W x C -> float N x C x H x W in [0, 1]."""
+    return x.permute(0, 3, 1, 2).float().div_(255.0)
+
+
+def raw_pixels(x: torch.Tensor) -> torch.Tensor:
+    """uint8 N x H x W x C -> float N x C x H x W on the 0..255 scale (what seeds 000/001 fed)."""
+    return x.permute(0, 3, 1, 2).float()
+
+
+def adam(lr: float = 1e-3, **kwargs) -> Callable:
+    """An optimizer factory: ``adam(1e-2)(model.parameters())``."""
+    return lambda params: torch.optim.Adam(params, lr=lr, **kwargs)
+
+
+def sgd(lr: float, **kwargs) -> Callable:
+    return lambda params: torch.optim.SGD(params, lr=lr, **kwargs)
+
+
+@dataclass
+class Recipe:
+    """A model and how to train it: what every baseline is, and what a user factory returns.
+
+    Only ``model`` is required; every other field has the default a careful practitioner
+    would pick. All callables receive and return tensors on the run's device.
+
+    model : torch.nn.Module
+        Maps a preprocessed batch to outputs: class logits (N x classes) or regression
+        values (N x targets) in the *scaled* target units.
+    optimizer : callable(parameters) -> torch.optim.Optimizer
+        Default: Adam, lr 1e-3.
+    loss : callable(outputs, targets) -> scalar tensor
+        Targets are int64 class ids, or float N x targets (scaled). Default: cross-entropy on
+        logits, or MSE.
+    preprocess : callable(uint8 N x H x W x C) -> float tensor
+        Default :func:`scale_01` (channels first, divided by 255).
+    augment : callable(float batch, torch.Generator) -> float batch, or None
+        Applied to training batches only, after ``preprocess``; draw randomness only from
+        the generator given.
+    decode : callable(outputs) -> predictions, or None
+        Class ids (N,) or values (N x targets, scaled). Default: argmax, or the outputs.
+    target_scaling : "standard" or "none"
+        Regression only: standardise targets with the train split's mean and std.
+    epochs, batch_size : int
+    fit : callable(train: Split, val: Split) -> None, or None
+        A closed-form fit (reference predictors, ridge) used *instead of* gradient
+        training: it sets ``model``'s weights from whole-split statistics.
+    config : dict
+        Free-form description recorded with the run (optimizer, lr, ...).
+    """
+
+    model: nn.Module
+    optimizer: Callable | None = None
+    loss: Callable | None = None
+    preprocess: Callable = scale_01
+    augment: Callable | None = None
+    decode: Callable | None = None
+    target_scaling: str = "standard"
+    epochs: int = 10
+    batch_size: int = 64
+    fit: Callable | None = None
+    config: dict = field(default_factory=dict)
+
+
+def as_recipe(made, info: DataInfo) -> Recipe:
+    """Accept what a factory returned: a Recipe, or a bare module (default recipe)."""
+    if isinstance(made, Recipe):
+        recipe = made
+    elif isinstance(made, nn.Module):
+        recipe = Recipe(model=made)
+    else:
+        raise CnnbenchError(f"a model factory must return a torch.nn.Module or a cnnbench Recipe, "
+                            f"not {type(made).__name__}")
+    if recipe.target_scaling not in ("standard", "none"):
+        raise ParamError(f"target_scaling: {recipe.target_scaling!r} is not 'standard' or 'none'")
+    if recipe.epochs < 1 or recipe.batch_size < 1:
+        raise ParamError(f"epochs ({recipe.epochs}) and batch_size ({recipe.batch_size}) must be >= 1")
+    return recipe
+
+
+# --------------------------------------------------------------------------------------------
+# Data in memory
+
+
+class Split:
+    """One split in memory: uint8 images and targets as tensors, batched on demand."""
+
+    def __init__(self, name: str, images: torch.Tensor, targets: torch.Tensor, preprocess: Callable):
+        self.name, self.images, self.targets, self.preprocess = name, images, targets, preprocess
+
+    def __len__(self) -> int:
+        return len(self.images)
+
+    def batches(self, batch_size: int, order: torch.Tensor | None = None) -> Iterator[tuple]:
+        """Yield ``(x, y)``: preprocessed float inputs and (scaled) targets, in ``order``."""
+        n = len(self.images)
+        for start in range(0, n, batch_size):
+            if order is None:
+                idx = slice(start, min(n, start + batch_size))
+            else:
+                idx = order[start:start + batch_size].to(self.images.device)
+            yield self.preprocess(self.images[idx]), self.targets[idx]
+
+
+@dataclass
+class TargetScaler:
+    """Per-column standardisation of regression targets, and its inverse."""
+
+    mean: np.ndarray
+    std: np.ndarray
+
+    @classmethod
+    def fit(cls, y: np.ndarray, kind: str) -> "TargetScaler":
+        y = y.reshape(len(y), -1).astype(np.float64)
+        if kind == "none":
+            return cls(np.zeros(y.shape[1]), np.ones(y.shape[1]))
+        std = y.std(axis=0)
+        return cls(y.mean(axis=0), np.where(std > 0, std, 1.0))
+
+    def forward(self, y: np.ndarray) -> np.ndarray:
+        return ((y.reshape(len(y), -1) - self.mean) / self.std).astype(np.float32)
+
+    def inverse(self, y: np.ndarray) -> np.ndarray:
+        return y.reshape(len(y), -1).astype(np.float64) * self.std + self.mean
+
+
+def resolve_device(device: str) -> torch.device:
+    """``auto`` is CUDA when present, else CPU; anything else is passed to torch."""
+    if device == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    try:
+        dev = torch.device(device)
+    except RuntimeError:
+        raise ParamError(f"device: {device!r} is not a torch device (try auto, cpu or cuda)") from None
+    if dev.type == "cuda" and not torch.cuda.is_available():
+        raise ParamError("device: cuda was asked for but torch sees no CUDA device")
+    return dev
+
+
+# --------------------------------------------------------------------------------------------
+# Evaluation: whole split, scored once
+
+
+@torch.no_grad()
+def predict(recipe: Recipe, split: Split, scaler: TargetScaler | None, batch_size: int = 512) -> np.ndarray:
+    """Predictions for a whole split, in the targets' own units (class ids, or values)."""
+    recipe.model.eval()
+    decode = recipe.decode or (_argmax if scaler is None else _identity)
+    parts = [decode(recipe.model(x)).detach().cpu() for x, _ in split.batches(batch_size)]
+    out = torch.cat(parts).numpy()  # one CPU-GPU sync per batch above, none per item
+    return out if scaler is None else scaler.inverse(out)
+
+
+def _argmax(outputs):
+    return outputs.argmax(dim=1)
+
+
+def _identity(outputs):
+    return outputs
+
+
+def evaluate(recipe, split, raw_targets, scaler, task, num_classes) -> tuple[dict, np.ndarray]:
+    predicted = predict(recipe, split, scaler)
+    return metrics.score(task, predicted, raw_targets, num_classes), predicted
+
+
+# --------------------------------------------------------------------------------------------
+# The run
+
+
+@dataclass
+class RunResult:
+    """What :func:`run` returns: the record to store, and what plots need."""
+
+    record: RunRecord
+    test_predicted: np.ndarray
+    test_targets: np.ndarray
+    recipe: Recipe
+
+
+def parse_seeds(text: str) -> list[int]:
+    """``"0-9"`` -> 0..9; ``"0,3,5"`` -> [0, 3, 5]; ``"7"`` -> [7]."""
+    seeds: list[int] = []
+    try:
+        for part in str(text).split(","):
+            part = part.strip()
+            if "-" in part[1:]:
+                lo, hi = part.split("-", 1)
+                lo, hi = int(lo), int(hi)
+                if hi < lo:
+                    raise ValueError
+                seeds.extend(range(lo, hi + 1))
+            else:
+                seeds.append(int(part))
+    except ValueError:
+        raise ParamError(f"seeds: {text!r} is not a seed list (e.g. 0-9 or 0,3,5)") from None
+    if any(s < 0 for s in seeds):
+        raise ParamError(f"seeds: {text!r} has a negative seed")
+    return seeds
+
+
+def load_splits(ds: Dataset) -> dict[str, dict[str, np.ndarray]]:
+    """Every split's images and targets, each array read once."""
+    if ds.public or "targets" not in ds.shapes["test"]:
+        raise CnnbenchError(f"{ds.path}: test targets are withheld (a public file); it can only be "
+                            "scored by whoever holds the full file")
+    for split in ("train", "val", "test"):
+        if "targets" not in ds.shapes[split]:
+            raise CnnbenchError(f"{ds.path}: split {split!r} has no targets")
+        if ds.split_size(split) == 0:
+            raise CnnbenchError(f"{ds.path}: split {split!r} is empty")
+    return {s: ds.load(s, ["images", "targets"]) for s in ("train", "val", "test")}
+
+
+def run(dataset: Dataset | str, factory: Callable, *, name: str, seed: int = 0,
+        epochs: int | None = None, device: str = "auto", source: str = "baseline",
+        progress: Callable | None = None, arrays: dict | None = None, notes: str = "") -> RunResult:
+    """Train ``factory``'s recipe on ``dataset`` under the protocol and score it on test.
+
+    Parameters
+    ----------
+    dataset : Dataset or path
+    factory : callable(DataInfo) -> Recipe or torch.nn.Module
+    name : str, the row's name on the leaderboard
+    seed : int, the training seed (not the dataset's)
+    epochs : int or None, overrides the recipe's epochs (ignored by closed-form fits)
+    device : "auto", "cpu", "cuda", ...
+    progress : callable(epoch, epochs, metric_name, val_value) or None, called after each epoch
+    arrays : the result of :func:`load_splits`, to share one read between several runs
+
+    Returns
+    -------
+    RunResult, whose ``record`` holds test metrics for the epoch selected on val.
+    """
+    ds = dataset if isinstance(dataset, Dataset) else open_dataset(dataset)
+    if epochs is not None and epochs < 1:
+        raise ParamError(f"epochs: {epochs} must be at least 1")
+    if seed < 0:
+        raise ParamError(f"seed: {seed} must be non-negative")
+    arrays = arrays if arrays is not None else load_splits(ds)
+    info = DataInfo.from_dataset(ds)
+    dev = resolve_device(device)
+    metric_name, higher_is_better = PRIMARY_METRIC[ds.task]
+    started = time.perf_counter()
+
+    with torch.random.fork_rng(devices=[dev.index or 0] if dev.type == "cuda" else []):
+        torch.manual_seed(seed)
+        recipe = as_recipe(factory(info), info)
+        if epochs is not None:
+            recipe.epochs = epochs
+        recipe.model.to(dev)
+
+        # Targets: class ids stay int64; regression targets are scaled with train statistics.
+        scaler = None
+        prepared = {}
+        for split, data in arrays.items():
+            targets = data["targets"]
+            if ds.task == "regression":
+                if scaler is None:
+                    scaler = TargetScaler.fit(arrays["train"]["targets"], recipe.target_scaling)
+                y = torch.from_numpy(scaler.forward(targets))
+            else:
+                y = torch.from_numpy(np.asarray(targets, dtype=np.int64))
+            prepared[split] = Split(split, torch.from_numpy(data["images"]).to(dev), y.to(dev),
+                                    recipe.preprocess)
+        train, val, test = prepared["train"], prepared["val"], prepared["test"]
+        evaluate_split = lambda s: evaluate(recipe, prepared[s], arrays[s]["targets"], scaler,
+                                            ds.task, ds.num_classes)
+
+        curves = {"train_loss": [], f"val_{metric_name}": []}
+        if recipe.fit is not None:
+            # Closed form: one fit from whole-split statistics, no epochs to select between.
+            recipe.model.eval()
+            with torch.no_grad():
+                recipe.fit(train, val)
+            best_epoch, n_epochs = 1, 1
+            val_metrics, _ = evaluate_split("val")
+            curves[f"val_{metric_name}"].append(val_metrics[metric_name])
+            if progress:
+                progress(1, 1, metric_name, val_metrics[metric_name])
+        else:
+            best_epoch, val_metrics, n_epochs = _train(recipe, train, evaluate_split, dev, seed,
+                                                       ds.task, metric_name, higher_is_better,
+                                                       curves, progress)
+        test_metrics, test_predicted = evaluate_split("test")
+
+    wall = time.perf_counter() - started
+    config = {"optimizer": _describe_optimizer(recipe), "batch_size": recipe.batch_size,
+              "target_scaling": recipe.target_scaling if ds.task == "regression" else None,
+              "preprocess": getattr(recipe.preprocess, "__name__", type(recipe.preprocess).__name__),
+              "augment": None if recipe.augment is None else getattr(recipe.augment, "__name__", "custom"),
+              **recipe.config}
+    record = RunRecord(
+        name=name, source=source, fingerprint=ds.fingerprint, family=ds.family, task=ds.task,
+        metrics=test_metrics, dataset_path=str(ds.path), preset=ds.spec.get("preset"),
+        split_sizes={s: ds.split_size(s) for s in ("train", "val", "test")},
+        val_metrics=val_metrics, params=count_parameters(recipe.model), epochs=n_epochs,
+        best_epoch=best_epoch, wall_time_s=round(wall, 3), device=str(dev), seed=seed,
+        torch_version=torch.__version__, cnnbench_version=__version__,
+        timestamp=_dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
+        curves=curves, config=config, notes=notes,
+    )
+    return RunResult(record, test_predicted, np.asarray(arrays["test"]["targets"]), recipe)
+
+
+def _train(recipe, train, evaluate_split, dev, seed, task, metric_name, higher_is_better,
+           curves, progress):
+    """The gradient loop; returns (best_epoch, val_metrics at best, epochs run)."""
+    model = recipe.model
+    optimizer = (recipe.optimizer or adam(1e-3))(model.parameters())
+    loss_fn = recipe.loss or (F.cross_entropy if task == "classification" else F.mse_loss)
+    shuffle = torch.Generator().manual_seed(seed)  # batches' order: CPU generator, explicit
+    augment_gen = torch.Generator(device=dev).manual_seed(seed + 1) if recipe.augment else None
+
+    best_value, best_epoch, best_state, best_val = None, 0, None, {}
+    for epoch in range(1, recipe.epochs + 1):
+        model.train()
+        total, count = 0.0, 0
+        order = torch.randperm(len(train), generator=shuffle)
+        for x, y in train.batches(recipe.batch_size, order):
+            if recipe.augment is not None:
+                x = recipe.augment(x, augment_gen)
+            loss = loss_fn(model(x), y)
+            optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            optimizer.step()
+            total += loss.item() * len(x)  # a CPU-GPU sync per batch; cheap next to the step
+            count += len(x)
+        curves["train_loss"].append(total / count)
+
+        val_metrics, _ = evaluate_split("val")
+        value = val_metrics[metric_name]
+        curves[f"val_{metric_name}"].append(value)
+        improved = best_value is None or (not math.isnan(value) and (
+            value > best_value if higher_is_better else value < best_value))
+        if improved:  # strict: the earliest of equally good epochs is kept
+            best_value, best_epoch, best_val = value, epoch, val_metrics
+            best_state = copy.deepcopy(model.state_dict())
+        if progress:
+            progress(epoch, recipe.epochs, metric_name, value)
+    model.load_state_dict(best_state)
+    return best_epoch, best_val, recipe.epochs
+
+
+def count_parameters(model: nn.Module) -> int:
+    """Parameters the model learns (a closed-form fit's weights count too: they are parameters)."""
+    return int(sum(p.numel() for p in model.parameters()))
+
+
+def _describe_optimizer(recipe: Recipe) -> str:
+    if recipe.fit is not None:
+        return "closed-form"
+    if recipe.optimizer is None:
+        return "Adam(lr=0.001)"
+    opt = recipe.optimizer([nn.Parameter(torch.zeros(1))])
+    hp = {k: v for k, v in opt.defaults.items() if k in ("lr", "momentum", "weight_decay") and v}
+    return f"{type(opt).__name__}({', '.join(f'{k}={v}' for k, v in hp.items())})"
