@@ -33,7 +33,7 @@ def _marker(entry: Entry) -> str:
 
 
 def _share_header(board: Board) -> str:
-    return "solved" if board.task == "classification" else f"collapsed"
+    return "solved" if board.task == "classification" else "collapsed"
 
 
 def header(board: Board) -> str:
