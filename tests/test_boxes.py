@@ -1,12 +1,15 @@
 """Family ``boxes``: the stored centre matches the drawn pixels, the CoordConv splits and bad input."""
 
+import json
+
+import h5py
 import numpy as np
 import pytest
 from click.testing import CliRunner
 
 from cnnbench.cli import main
 from cnnbench.families import get_family
-from cnnbench.generate import build_spec, generate_arrays
+from cnnbench.generate import build_spec, generate_arrays, write_dataset
 from cnnbench.presets import get_preset
 
 FAMILY = get_family("boxes")
@@ -206,3 +209,29 @@ def test_cli_generates_a_file(tmp_path):
                                        "--split", "quadrant", "-q"])
     assert result.exit_code == 0, result.output
     assert out.exists()
+
+
+HARD_SMALL = {"size": 32, "box_size": (4.0, 10.0), "color": True, "value": (128, 255), "background": (0, 64),
+              "clutter": 2, "clutter_size": (4.0, 10.0), "clutter_value": (72, 120), "occlusion": (0.0, 0.3)}
+
+
+def oracle_rmse(**params):
+    spec = build_spec("boxes", {"seed": 5, **SIZES, **params})
+    return float(np.sqrt(FAMILY.oracle(spec.params, generate_arrays(spec, "test")).mean()))
+
+
+def test_oracle_recovers_the_centre_without_noise_and_degrades_with_it():
+    # Noise-free, with clutter and occlusion: only uint8 rounding is left.
+    assert oracle_rmse(**HARD_SMALL) < 0.005
+    assert oracle_rmse(size=24, channels=1, box_size=(2.0, 7.0), subpixel=False, noise=0.0) == 0.0
+    noisy = [oracle_rmse(**HARD_SMALL, noise=s) for s in (10.0, 40.0)]
+    assert 0.001 < noisy[0] < noisy[1] < 0.2  # about noise / (contrast * sqrt(edge pixels))
+
+
+def test_noisy_file_records_the_oracle_as_an_estimated_optimum(tmp_path):
+    out = tmp_path / "hard.h5"
+    spec = build_spec("boxes", {"seed": 1, "n_train": 4, "n_val": 4, "n_test": 100, **HARD_SMALL, "noise": 25.0})
+    write_dataset(spec, out)
+    optimum = json.loads(h5py.File(out, "r").attrs["optimum"])
+    assert optimum["metric"] == "rmse" and optimum["exact"] is False
+    assert 0.005 < optimum["value"] < 0.2
