@@ -64,7 +64,7 @@ def build_spec(family_name: str, given: dict, preset: str | None = None) -> Spec
     given = dict(given)
     common = resolve(COMMON_PARAMS, {p.name: given.pop(p.name, None) for p in COMMON_PARAMS})
     params = resolve(family.params, given, family.check)
-    sizes = family.split_sizes(params) or {s: common[f"n_{s}"] for s in SPLITS}
+    sizes = family.split_sizes(params, {s: common[f"n_{s}"] for s in SPLITS})
     return Spec(family_name, common["seed"], sizes, params, preset)
 
 

@@ -135,14 +135,15 @@ def test_nuisance_arrays_and_targets():
 def test_augmented_copies_share_the_scene_and_the_label():
     plain = generate_arrays(small(noise=0.0), "train")
     copies = generate_arrays(small(noise=0.0, augment_copies=2), "train")
-    assert np.array_equal(copies["copy"], np.tile([0, 1, 2], 4))
-    assert np.array_equal(copies["copy_of"], np.repeat([0, 3, 6, 9], 3))
+    # n_train originals, each followed by its 2 copies: train grows to 3 * n_train rows.
+    assert np.array_equal(copies["copy"], np.tile([0, 1, 2], 12))
+    assert np.array_equal(copies["copy_of"], np.repeat(np.arange(0, 36, 3), 3))
     for name in ("targets", "concentration", "dye2", "illuminant", "texture"):
-        grouped = copies[name].reshape((4, 3) + copies[name].shape[1:])
+        grouped = copies[name].reshape((12, 3) + copies[name].shape[1:])
         assert (grouped == grouped[:, :1]).all(), name
-        assert np.array_equal(grouped[:, 0], plain[name][:4]), name
-    # The originals are the plain dataset's first scenes, pixel for pixel; copies are new poses.
-    assert np.array_equal(copies["images"][::3], plain["images"][:4])
+        assert np.array_equal(grouped[:, 0], plain[name]), name
+    # The originals are the plain dataset's scenes, pixel for pixel; copies are new poses.
+    assert np.array_equal(copies["images"][::3], plain["images"])
     assert not np.array_equal(copies["angle"][1::3], copies["angle"][::3])
     val = generate_arrays(small(augment_copies=2), "val")
     assert "copy" not in val and len(val["images"]) == 2

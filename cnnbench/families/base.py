@@ -60,6 +60,6 @@ class Family:
     # (classification) or its squared error (regression). The generator averages it over
     # the test split and records the result as an *estimated* optimum.
     oracle: Callable[[dict, dict], np.ndarray] | None = None
-    # Split sizes some layouts impose (e.g. every grid position exactly once):
-    # returns {"train": n, ...} from the params, or None to use n_train/n_val/n_test.
-    split_sizes: Callable[[dict], dict | None] = field(default=lambda params: None)
+    # The split sizes written, from the params and the requested {"train": n_train, ...}:
+    # a grid layout imposes its own, augmented copies multiply train.
+    split_sizes: Callable[[dict, dict], dict] = field(default=lambda params, requested: requested)

@@ -146,10 +146,13 @@ def _grid_layout(p: dict) -> dict[str, np.ndarray]:
     return {"train": grid[np.sort(rest[n_val:])], "val": grid[np.sort(rest[:n_val])], "test": grid[test]}
 
 
-def _split_sizes(p: dict) -> dict | None:
-    if p["positions"] != "grid":
-        return None
+def _grid_sizes(p: dict) -> dict:
     return {split: len(centres) for split, centres in _grid_layout(p).items()}
+
+
+def _split_sizes(p: dict, requested: dict) -> dict:
+    """A grid layout puts every position in exactly one split: it sets the sizes."""
+    return _grid_sizes(p) if p["positions"] == "grid" else requested
 
 
 def _plan(p: dict, split: str, n: int, rng: np.random.Generator):
@@ -189,7 +192,7 @@ def _check(p: dict) -> None:
         n = len(_grid(p))
         if n == 0:
             raise ParamError(f"margin: {p['margin']} leaves no centre for a {side_hi:g}-px square in {size} px")
-        sizes = _split_sizes(p)
+        sizes = _grid_sizes(p)
         empty = [s for s, k in sizes.items() if k == 0]
         if empty:
             raise ParamError(f"positions: the {n}-position grid leaves the {empty[0]} split empty "

@@ -260,15 +260,9 @@ def _copies(p: dict, split: str) -> int:
     return p["augment_copies"] if split == "train" else 0
 
 
-def _split_sizes(p: dict, sizes: dict | None = None) -> dict | None:
-    """With the common sizes, train grows to n_train * (K + 1) rows.
-
-    generate.build_spec passes only the params today, so n_train stays the total number of
-    train rows: ceil(n_train / (K + 1)) originals, each followed by its copies.
-    """
-    if sizes is None or not p["augment_copies"]:
-        return None
-    return {**sizes, "train": sizes["train"] * (p["augment_copies"] + 1)}
+def _split_sizes(p: dict, requested: dict) -> dict:
+    """Train grows to n_train * (K + 1) rows: each original followed by its K copies."""
+    return {**requested, "train": requested["train"] * (p["augment_copies"] + 1)}
 
 
 def _plan(p: dict, split: str, n: int, rng: np.random.Generator) -> np.ndarray:
