@@ -66,6 +66,7 @@ DEAD_LAYER_FAIL, DEAD_ALL_FAIL = 0.95, 0.5  # a layer >= 95 % dead, or half of a
 DEAD_LAYER_WARN, DEAD_ALL_WARN = 0.5, 0.2
 LOSS_FLAT = 1e-4  # relative change of the loss over the probe below this: frozen
 LOSS_SLOW = 0.05  # the last steps' loss less than 5 % below the first steps': not falling
+LOSS_CONSTANT = 0.9  # the last steps' loss above 0.9 x the best constant prediction's: no better
 SPREAD_FAIL = 0.1  # prediction std / target std below this: predicts the mean
 OVERFIT_STOP = {"classification": 1.0, "regression": 0.99}  # stop early once the subset is fitted
 OVERFIT_PASS = {"classification": 1.0, "regression": 0.9}  # accuracy, R² on the subset
@@ -298,6 +299,16 @@ def relu_activity(model: nn.Module, x: torch.Tensor) -> dict[str, dict]:
             for site, a in recorder.active.items()}
 
 
+def _activity(model: nn.Module, x: torch.Tensor):
+    """:func:`relu_activity`, or the one-line reason it failed (the dead-ReLU check is then
+    skipped: a model that cannot be deep-copied or run under a TorchFunctionMode is still
+    diagnosed by the other checks)."""
+    try:
+        return relu_activity(model, x)
+    except Exception as exc:  # the user's model; every other probe still runs
+        return _one_line(exc)
+
+
 # --------------------------------------------------------------------------------------------
 # The probes
 
@@ -523,13 +534,17 @@ def _weights_check(before: dict[str, torch.Tensor], model: nn.Module, steps: int
                            "the optimizer changes nothing: gradients vanish (see gradient flow) or the "
                            "learning rate is far too small", v)
     if frozen:
-        return CheckResult("weights update", WARN, evidence + f"; {len(frozen)} frozen: {', '.join(frozen[:3])}",
+        return CheckResult("weights update", WARN,
+                           evidence + f"; {len(frozen)} frozen: {', '.join(frozen[:3])}",
                            "these parameters do not train: no gradient reaches them, or the optimizer "
                            "was not given them", v)
     return CheckResult("weights update", PASS, evidence, "", v)
 
 
-def _dead_check(snapshots: list[tuple[str, dict]]) -> CheckResult:
+def _dead_check(snapshots: list[tuple[str, dict | str]]) -> CheckResult:
+    failed = next((r for _, r in snapshots if isinstance(r, str)), None)
+    if failed is not None:
+        return CheckResult("dead ReLUs", SKIP, f"the activity probe could not run: {failed}", "")
     if not snapshots or not snapshots[0][1]:
         return CheckResult("dead ReLUs", SKIP, "no relu calls in the forward pass (other activations are "
                            "not checked)", "")
@@ -553,8 +568,24 @@ def _dead_check(snapshots: list[tuple[str, dict]]) -> CheckResult:
     return CheckResult("dead ReLUs", PASS, evidence, "", v)
 
 
-def _loss_trend_check(losses: list[float]) -> CheckResult:
-    v = {"losses": losses}
+def _constant_loss(recipe: Recipe, y: torch.Tensor, task: str, k: int) -> float | None:
+    """The default loss of the best constant prediction on ``y``: what "learnt nothing" scores.
+
+    Cross-entropy: the entropy of the class frequencies; MSE: the targets' variance. None
+    for any other loss.
+    """
+    if task == "classification" and _is_logits_loss(recipe.loss):
+        p = torch.bincount(y.reshape(-1).cpu(), minlength=k).double()
+        p = p[p > 0] / p.sum()
+        return float(-(p * p.log()).sum())
+    if task == "regression" and recipe.loss in (None, F.mse_loss):
+        y = y.double().reshape(len(y), -1)
+        return float(((y - y.mean(dim=0)) ** 2).mean())
+    return None
+
+
+def _loss_trend_check(losses: list[float], constant: float | None = None) -> CheckResult:
+    v = {"losses": losses, "constant_loss": constant}
     if not losses:
         return CheckResult("loss trend", SKIP, "no training steps", "")
     bad = next((i for i, l in enumerate(losses) if not math.isfinite(l)), None)
@@ -570,11 +601,17 @@ def _loss_trend_check(losses: list[float]) -> CheckResult:
     if float(np.ptp(losses)) <= LOSS_FLAT * max(abs(first), 1e-12):
         return CheckResult("loss trend", FAIL, evidence + "; frozen",
                            "the loss does not move at all: nothing is learning (see gradient flow)", v)
+    if constant is not None:
+        evidence += f"; the best constant prediction scores {_fmt(constant)}"
     if change < LOSS_SLOW:
         return CheckResult("loss trend", WARN, evidence + ("; not falling" if change <= 0 else
                                                            f"; fell only {change:.1%}"),
                            "the loss is (nearly) not falling: check the learning rate (too small, or so "
                            "large it bounces), or give it more steps (--steps)", v)
+    if constant is not None and last >= LOSS_CONSTANT * constant:
+        return CheckResult("loss trend", WARN, evidence + "; no better yet",
+                           "the loss has not gone below what a constant prediction (the mean, or the class "
+                           "frequencies) scores: the model is not using the image yet", v)
     return CheckResult("loss trend", PASS, evidence, "", v)
 
 
@@ -602,8 +639,9 @@ def _spread_check(pred: torch.Tensor, y: torch.Tensor, task: str, steps: int, k:
                 f"on {len(y)} train images; R² {_fmt(v['r2'])}")
     if min(ratios) < SPREAD_FAIL:
         return CheckResult("collapse", FAIL, evidence,
-                           "the model predicts (nearly) the mean for every image: see dead ReLUs and target "
-                           "scale; a lower learning rate or a linear model (ridge) is the first thing to try", v)
+                           "the model predicts (nearly) the mean for every image: see dead ReLUs and "
+                           "target scale; a lower learning rate or a linear model (ridge) is the first "
+                           "thing to try", v)
     return CheckResult("collapse", PASS, evidence, "", v)
 
 
@@ -691,7 +729,7 @@ def _context_check(ds: Dataset, db) -> CheckResult:
     refs = [e for e in b.entries if e.kind == "reference"]
     models = [e for e in b.entries if e.kind == "model" and e.source == "baseline" and e.rank is not None]
     optimum = next((e for e in b.entries if e.kind == "optimum"), None)
-    parts = [f"{e.name} {e.score:.4g}" for e in refs]
+    parts = [f"reference {e.name} {e.score:.4g}" for e in refs]
     if models:
         best = min(models, key=lambda e: e.rank)
         parts.append(f"best baseline {best.name} {best.score:.4g}")
@@ -803,8 +841,7 @@ def _probe(setup: _Setup, recipe: Recipe, all_targets: np.ndarray, steps: int) -
         checks.append(_spread_check(pred, y_eval, task, 0, setup.info.num_outputs))
         return checks, ""
 
-    with _Guard(setup.name, "the forward pass"):
-        snapshots = [("init", relu_activity(model, x_eval))]
+    snapshots = [("init", _activity(model, x_eval))]
     before = {n: p.detach().clone() for n, p in trainable.items()}
     weights = {n: float(p.detach().norm()) for n, p in trainable.items()}
     grads: dict[str, float | None] = {}
@@ -832,13 +869,14 @@ def _probe(setup: _Setup, recipe: Recipe, all_targets: np.ndarray, steps: int) -
                 losses.append(float(loss.detach()))
                 done += 1
                 if done == 1 and steps > 1:
-                    snapshots.append(("after step 1", relu_activity(model, x_eval)))
+                    snapshots.append(("after step 1", _activity(model, x_eval)))
                 if done >= steps:
                     break
-        snapshots.append((f"after step {done}", relu_activity(model, x_eval)))
+        snapshots.append((f"after step {done}", _activity(model, x_eval)))
         pred = _predict(recipe, x_eval, task)
     checks += [_grad_check(setup, grads, weights), _weights_check(before, model, done),
-               _dead_check(snapshots), _loss_trend_check(losses),
+               _dead_check(snapshots),
+               _loss_trend_check(losses, _constant_loss(recipe, setup.targets, task, setup.info.num_outputs)),
                _spread_check(pred, y_eval, task, done, setup.info.num_outputs)]
     return checks, ""
 

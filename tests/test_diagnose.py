@@ -22,7 +22,7 @@ from cnnbench.baselines import get_baseline
 from cnnbench.cli import main
 from cnnbench.diagnose import (FAIL, PASS, SKIP, DiagnoseError, diagnose, relu_activity, render_text,
                                resolve_model)
-from cnnbench.errors import CnnbenchError, FormatError, ParamError, UnknownNameError
+from cnnbench.errors import CnnbenchError, ParamError, UnknownNameError
 from cnnbench.generate import build_spec, write_dataset
 from cnnbench.presets import get_preset
 
@@ -299,4 +299,3 @@ def test_cli_bad_inputs_give_one_line(lines3, user_file, tmp_path):
     assert_one_line_error(cli(lines3, "--model", f"{tmp_path}/absent.py:make", *db), "no such file")
     assert_one_line_error(cli(lines3, "--model", "nocolon", *db), "expected FILE.py:FACTORY")
     assert_one_line_error(cli(lines3, "--model", f"{user_file}:forward_raises", *db), "forward pass failed")
-    assert FormatError  # the file errors above are FormatError subclasses of CnnbenchError
