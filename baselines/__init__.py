@@ -59,9 +59,11 @@ class Baseline:
 
 
 def _collect() -> dict[str, Baseline]:
-    from . import mlp, reference, seed000_two_filter_cnn
+    from . import (classify_then_regress, coordconv, mlp, p4_equivariant_cnn, reference, resnet,
+                   ridge_mean_colour, seed000_two_filter_cnn, seed001_coordinate_cnn, seed002_vgg)
 
-    modules = (reference, seed000_two_filter_cnn, mlp)
+    modules = (reference, seed000_two_filter_cnn, mlp, seed001_coordinate_cnn, coordconv,
+               ridge_mean_colour, seed002_vgg, resnet, p4_equivariant_cnn, classify_then_regress)
     found: dict[str, Baseline] = {}
     for module in modules:
         for baseline in module.BASELINES:

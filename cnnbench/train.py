@@ -94,6 +94,12 @@ def sgd(lr: float, **kwargs) -> Callable:
     return lambda params: torch.optim.SGD(params, lr=lr, **kwargs)
 
 
+def cosine_schedule(optimizer, total_steps: int):
+    """Learning rate from its initial value to zero along a half cosine, over the whole run."""
+    return torch.optim.lr_scheduler.LambdaLR(
+        optimizer, lambda step: 0.5 * (1.0 + math.cos(math.pi * min(step, total_steps) / total_steps)))
+
+
 @dataclass
 class Recipe:
     """A model and how to train it: what every baseline is, and what a user factory returns.
@@ -106,6 +112,9 @@ class Recipe:
         values (N x targets) in the *scaled* target units.
     optimizer : callable(parameters) -> torch.optim.Optimizer
         Default: Adam, lr 1e-3.
+    scheduler : callable(optimizer, total_steps) -> LR scheduler, or None
+        Stepped after every batch; ``total_steps`` is epochs x batches per epoch of this run
+        (so ``--epochs`` keeps a schedule whole). See :func:`cosine_schedule`.
     loss : callable(outputs, targets) -> scalar tensor
         Targets are int64 class ids, or float N x targets (scaled). Default: cross-entropy on
         logits, or MSE.
@@ -128,6 +137,7 @@ class Recipe:
 
     model: nn.Module
     optimizer: Callable | None = None
+    scheduler: Callable | None = None
     loss: Callable | None = None
     preprocess: Callable = scale_01
     augment: Callable | None = None
@@ -363,6 +373,7 @@ def run(dataset: Dataset | str, factory: Callable, *, name: str, seed: int = 0,
 
     wall = time.perf_counter() - started
     config = {"optimizer": _describe_optimizer(recipe), "batch_size": recipe.batch_size,
+              "scheduler": getattr(recipe.scheduler, "__name__", None) if recipe.scheduler else None,
               "target_scaling": recipe.target_scaling if ds.task == "regression" else None,
               "preprocess": getattr(recipe.preprocess, "__name__", type(recipe.preprocess).__name__),
               "augment": None if recipe.augment is None else getattr(recipe.augment, "__name__", "custom"),
@@ -385,6 +396,8 @@ def _train(recipe, train, evaluate_split, dev, seed, task, metric_name, higher_i
     """The gradient loop; returns (best_epoch, val_metrics at best, epochs run)."""
     model = recipe.model
     optimizer = (recipe.optimizer or adam(1e-3))(model.parameters())
+    steps_per_epoch = -(-len(train) // recipe.batch_size)
+    scheduler = recipe.scheduler(optimizer, recipe.epochs * steps_per_epoch) if recipe.scheduler else None
     loss_fn = recipe.loss or (F.cross_entropy if task == "classification" else F.mse_loss)
     shuffle = torch.Generator().manual_seed(seed)  # batches' order: CPU generator, explicit
     augment_gen = torch.Generator(device=dev).manual_seed(seed + 1) if recipe.augment else None
@@ -401,6 +414,8 @@ def _train(recipe, train, evaluate_split, dev, seed, task, metric_name, higher_i
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
             optimizer.step()
+            if scheduler is not None:
+                scheduler.step()
             total += loss.item() * len(x)  # a CPU-GPU sync per batch; cheap next to the step
             count += len(x)
         curves["train_loss"].append(total / count)
