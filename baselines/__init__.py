@@ -38,9 +38,14 @@ class Baseline:
     tasks : tasks it can solve
     families : families it is meant for (None: any family of those tasks)
     quick : cheap enough for the default ``cnnbench suite`` (seconds per run)
+    max_inputs : the most values per image (H*W*C) it is run on by default (pixel models
+        whose size grows with the image: ridge's normal equations, the MLP's first layer)
     source : "reference" for reference predictors, else "baseline"
     epochs : default epochs, as a phrase (the factory may adapt them to the data size)
-    seeds : training seeds the published figures use (``suite --full``)
+    seeds : training seeds the published figures use, on the presets in ``seed_presets``
+        (elsewhere the suite runs one seed)
+    suite : the presets ``suite --full`` runs it on (None: every applicable preset); keeps
+        the expensive baselines to the datasets whose figures need them
     """
 
     name: str
@@ -53,9 +58,19 @@ class Baseline:
     source: str = "baseline"
     epochs: str = ""
     seeds: int = 1
+    seed_presets: tuple = ()
+    suite: tuple | None = None
+    max_inputs: int | None = None
 
     def applies_to(self, family: str, task: str) -> bool:
         return task in self.tasks and (self.families is None or family in self.families)
+
+    def fits(self, image_shape: tuple) -> bool:
+        """Whether images of this (H, W, C) are small enough for it (``max_inputs`` values)."""
+        size = 1
+        for d in image_shape:
+            size *= int(d)
+        return self.max_inputs is None or size <= self.max_inputs
 
 
 def _collect() -> dict[str, Baseline]:

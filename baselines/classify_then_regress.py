@@ -65,5 +65,5 @@ def make(info: DataInfo) -> Recipe:
 BASELINES = [
     Baseline("classify-regress", f"small ResNet features, {BINS} bins + a residual per bin",
              make, tests="seed 002: classify then regress", tasks=("regression",), families=("patches",),
-             epochs="15 (30 up to 1,000 images)"),
+             epochs="15 (30 up to 1,000 images)", suite=("patches-64",)),
 ]

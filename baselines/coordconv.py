@@ -90,11 +90,14 @@ def make_plain(info: DataInfo) -> Recipe:
                   config={"width": WIDTH})
 
 
+# The presets ``suite --full`` runs these on: the seed-001 set and CoordConv's two splits.
+SUITE = ("boxes-64", "boxes-64-quadrant", "notsoclevr-quadrant", "notsoclevr-uniform")
+
 BASELINES = [
     Baseline("coordconv", "CoordConv: coordinate channels, 1x1 convs, global pooling (Liu et al. 2018)",
              make_coordconv, tests="seed 001: CoordConv", tasks=("regression",), families=("boxes",),
-             epochs="5 (40 up to 4,000 images)"),
+             epochs="5 (40 up to 4,000 images)", suite=SUITE),
     Baseline("plain-cnn", "the CoordConv net's comparison: strided convs + dense head, no coordinates",
              make_plain, tests="seed 001: CoordConv's plain-CNN control", tasks=("regression",),
-             families=("boxes",), epochs="5 (40 up to 4,000 images)"),
+             families=("boxes",), epochs="5 (40 up to 4,000 images)", suite=SUITE),
 ]

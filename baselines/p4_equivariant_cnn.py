@@ -115,5 +115,5 @@ def make(info: DataInfo) -> Recipe:
 BASELINES = [
     Baseline("p4cnn", "p4 group convolutions (quarter-turn equivariant), pooled to invariant features",
              make, tests="seed 002: equivariant CNNs", families=("patches",),
-             epochs="15 (30 up to 1,000 images)"),
+             epochs="15 (30 up to 1,000 images)", suite=("patches-64",)),
 ]

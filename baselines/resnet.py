@@ -79,5 +79,6 @@ def make(info: DataInfo) -> Recipe:
 BASELINES = [
     Baseline("resnet", "a small ResNet (3 residual blocks, 16-64 channels), flips as augmentation",
              make, tests="seed 002: a small ResNet", families=("patches",),
-             epochs="15 (30 up to 1,000 images)"),
+             epochs="15 (30 up to 1,000 images)",
+             suite=("patches-64", "patches-64-medium", "patches-64-hard")),
 ]

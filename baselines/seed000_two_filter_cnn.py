@@ -90,8 +90,10 @@ def make_fix(info: DataInfo) -> Recipe:
 BASELINES = [
     Baseline("seed000-repro", "seed 000's net as asked: softmax twice, raw pixels, SGD 1e-3 (fails)",
              make_reproduction, tests="seed 000 reproduction", tasks=("classification",),
-             families=("lines",), quick=True, epochs="100 (5 above 100 images)", seeds=10),
+             families=("lines",), quick=True, epochs="100 (5 above 100 images)", seeds=10,
+             seed_presets=("lines-3x3",)),
     Baseline("seed000-fix", "seed 000's net fixed: logits loss, /255, 6 same-padded filters, Adam 1e-2",
              make_fix, tests="seed 000 fixes", tasks=("classification",), families=("lines",),
-             quick=True, epochs="100 (5 above 100 images)", seeds=10),
+             quick=True, epochs="100 (5 above 100 images)", seeds=10,
+             seed_presets=("lines-3x3",)),
 ]

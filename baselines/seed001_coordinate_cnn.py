@@ -11,7 +11,8 @@ pixels (0..63, mean about 32). Pixels are fed divided by 255 (the question does 
 they were scaled; raw 0..255 makes the first step larger still). From most starts the first
 large Adam steps push every ReLU below zero: the network's output is then its last bias,
 which Adam moves to the mean target, and no gradient ever reaches the convolutions again.
-The seed's 1000 epochs would change nothing; the reproduction trains for 5.
+The seed's 1000 epochs would change nothing; the reproduction trains for one epoch on large
+sets (30 up to 1,000 images).
 
 ``seed001-fix`` keeps the architecture and applies the answers' corrections: standardised
 targets (the protocol's default), inputs / 255, Adam at lr 1e-3.
@@ -48,7 +49,7 @@ class StridedCNN(nn.Module):
 
 
 def _epochs(info: DataInfo) -> int:
-    return 50 if info.n_train <= 1000 else 5
+    return 30 if info.n_train <= 1000 else 3
 
 
 def make_reproduction(info: DataInfo) -> Recipe:
@@ -58,7 +59,9 @@ def make_reproduction(info: DataInfo) -> Recipe:
         loss=F.mse_loss,
         preprocess=scale_01,
         target_scaling="none",  # raw pixel coordinates, as in the question
-        epochs=_epochs(info), batch_size=128,
+        # The collapse happens within the first epoch and nothing moves after it (see above),
+        # so on large sets one epoch shows it; the seed's 1000 epochs would change nothing.
+        epochs=30 if info.n_train <= 1000 else 1, batch_size=128,
         config={"init": "keras glorot_uniform", "targets": "raw pixels"},
     )
 
@@ -78,8 +81,9 @@ def make_fix(info: DataInfo) -> Recipe:
 BASELINES = [
     Baseline("seed001-repro", "seed 001's CNN as asked: Adam 0.01 on raw pixel targets (collapses to the mean)",
              make_reproduction, tests="seed 001 reproduction", tasks=("regression",),
-             families=("boxes",), epochs="5 (50 up to 1,000 images)", seeds=10),
+             families=("boxes",), epochs="1 (30 up to 1,000 images)", seeds=10,
+             seed_presets=("boxes-64",), suite=("boxes-64",)),
     Baseline("seed001-fix", "seed 001's CNN fixed: standardised targets, Adam 1e-3",
              make_fix, tests="seed 001 fixes", tasks=("regression",), families=("boxes",),
-             epochs="5 (50 up to 1,000 images)"),
+             epochs="3 (30 up to 1,000 images)", suite=("boxes-64",)),
 ]

@@ -60,8 +60,10 @@ def plan(presets: list[Preset], full: bool, seeds: list[int] | None = None,
          baselines: list[str] | None = None) -> list[Step]:
     """Which baselines run where: quick baselines by default, every applicable one with ``full``.
 
-    Seeds: ``seeds`` for every run if given, else each baseline's ``seeds`` (the number of
-    training seeds its published figure needs; 10 for the seed reproductions).
+    With ``full``, a baseline that names its ``suite`` presets runs only on those (the
+    expensive ones go where their figures need them). Seeds: ``seeds`` for every run if
+    given, else each baseline's ``seeds`` on its ``seed_presets`` (the training seeds its
+    figure needs; 10 for the seed reproductions on their datasets) and one elsewhere.
     """
     from .families import get_family
 
@@ -73,9 +75,12 @@ def plan(presets: list[Preset], full: bool, seeds: list[int] | None = None,
             chosen = [b for b in chosen if b.applies_to(family.name, family.task)]
         else:
             chosen = applicable(family.name, family.task, quick_only=not full)
+            if full:
+                chosen = [b for b in chosen if b.suite is None or preset.name in b.suite]
         step = Step(preset)
         for b in chosen:
-            step.runs.append((b, list(seeds) if seeds else list(range(b.seeds))))
+            n = b.seeds if preset.name in b.seed_presets else 1
+            step.runs.append((b, list(seeds) if seeds else list(range(n))))
         steps.append(step)
     return steps
 

@@ -145,7 +145,8 @@ def bench(dataset, names, seeds, plot_dir, epochs, device, threads, quiet, db):
             raise ParamError(f"baseline {wrong[0].name!r} does not apply to {ds.family} "
                              f"({ds.task}); see cnnbench baselines")
     else:
-        chosen = applicable(ds.family, ds.task)
+        shape = ds.shapes["train"]["images"][1:]
+        chosen = [b for b in applicable(ds.family, ds.task) if b.fits(shape)]
     _threads(threads)
     if plot_dir:
         Path(plot_dir).mkdir(parents=True, exist_ok=True)
@@ -186,11 +187,13 @@ def baselines_command(dataset):
               help="Where the preset files are generated (kept and reused when their spec matches).")
 @click.option("--seeds", default=None, metavar="S",
               help="Training seeds for every run [default: each baseline's, 10 for the seed reproductions].")
+@click.option("--dry-run", is_flag=True, help="Print the plan (presets, baselines, seeds) and stop.")
 @click.option("--report", "report", type=click.Path(dir_okay=False), default=None, metavar="FILE.md",
               help="Write the figures table and every result (e.g. docs/results.md).")
 @run_options
 @db_option
-def suite(full, rungs, preset_names, names, data_dir, seeds, report, epochs, device, threads, quiet, db):
+def suite(full, rungs, preset_names, names, data_dir, seeds, dry_run, report, epochs, device, threads,
+          quiet, db):
     """Generate the canonical presets, run their baselines, record them, print the leaderboard.
 
     Without flags: the quick presets and quick baselines, a few minutes on 2 CPU cores.
@@ -208,6 +211,11 @@ def suite(full, rungs, preset_names, names, data_dir, seeds, report, epochs, dev
     seed_list = parse_seeds(seeds) if seeds else None
     presets = lib.choose_presets(full, rungs.split(",") if rungs else None, list(preset_names) or None)
     steps = lib.plan(presets, full, seed_list, list(names) or None)
+    if dry_run:
+        for step in steps:
+            runs = ", ".join(f"{b.name}" + (f" x{len(s)}" if len(s) > 1 else "") for b, s in step.runs)
+            click.echo(f"{step.preset.name}: {runs}")
+        return
     if report:
         check_output_path(report, force=True)
     _threads(threads)
@@ -226,7 +234,9 @@ def suite(full, rungs, preset_names, names, data_dir, seeds, report, epochs, dev
             if not quiet:
                 click.echo(f"== {preset.name} ({file}{', generated' if made else ''}): "
                            f"{len(step.runs)} baselines")
-            records += _run_many(ds, step.runs, epochs=epochs, device=device, quiet=quiet, board=board)
+            shape = ds.shapes["train"]["images"][1:]
+            runs = [(b, s) for b, s in step.runs if names or b.fits(shape)]
+            records += _run_many(ds, runs, epochs=epochs, device=device, quiet=quiet, board=board)
         total_s = time.perf_counter() - started
         if not quiet:
             click.echo("")
