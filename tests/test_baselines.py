@@ -93,3 +93,28 @@ def test_ridge_solves_a_linear_regression_task(tmp_path):
     assert rec.metrics["rmse"] < 0.05 and rec.metrics["r2"] > 0.99
     mean = run(path, get_baseline("mean").make, name="mean", device="cpu").record
     assert mean.metrics["r2"] == pytest.approx(0.0, abs=0.2) and mean.metrics["rmse"] > 1.0
+
+
+def test_p4cnn_is_invariant_to_quarter_turns():
+    from cnnbench.baselines.p4_equivariant_cnn import P4CNN
+    from cnnbench.train import DataInfo
+
+    torch.manual_seed(0)
+    model = P4CNN(DataInfo("patches", "regression", (16, 16, 3), 1, ("c",), 10)).eval()
+    x = torch.rand(3, 3, 16, 16) ** 3  # structured enough to give different outputs
+    out = model(x)
+    for turns in (1, 2, 3):
+        assert torch.allclose(model(torch.rot90(x, turns, dims=(2, 3))), out, atol=1e-5)
+    assert not torch.allclose(model(torch.flip(x, dims=(0,))), out)  # it does look at the image
+
+
+def test_classify_then_regress_decodes_its_own_targets():
+    from cnnbench.baselines import classify_then_regress as ctr
+
+    y = torch.tensor([[-1.7], [-0.2], [0.0], [0.9], [1.75]])
+    k = ctr.which_bin(y)
+    logits = torch.nn.functional.one_hot(k, ctr.BINS).float() * 10
+    residuals = ((y.squeeze(1) - ctr.CENTRES[k]) / ctr.WIDTH)[:, None].expand(-1, ctr.BINS)
+    outputs = torch.cat([logits, residuals], dim=1)
+    assert torch.allclose(ctr.decode(outputs), y, atol=1e-6)
+    assert ctr.loss(outputs, y) < 1e-3

@@ -124,3 +124,28 @@ def test_suite_generates_runs_records_and_reports(tmp_path):
 def test_suite_rejects_unknown_rung_and_preset(tmp_path):
     assert "rungs" in invoke("suite", "--rungs", "impossible", "--db", tmp_path / "b").output
     assert "unknown preset" in invoke("suite", "--preset", "nope", "--db", tmp_path / "b").output
+
+
+def test_figures_are_checked_from_records():
+    from cnnbench.records import RunRecord
+    from cnnbench.suite import check_figures, render_report
+
+    def rec(name, preset, score, seed=0, task="classification", r2=0.5):
+        metrics = ({"accuracy": score, "per_class_accuracy": [score, score]} if task == "classification"
+                   else {"rmse": score, "mse": score ** 2, "mae": score, "r2": r2})
+        return RunRecord(name=name, source="baseline", fingerprint="f" * 64, family="x", task=task,
+                         metrics=metrics, preset=preset, seed=seed, wall_time_s=1.0, params=10)
+
+    records = ([rec("seed000-repro", "lines-3x3", 0.5, s) for s in range(9)]
+               + [rec("seed000-repro", "lines-3x3", 5 / 6, 9)]
+               + [rec("seed000-fix", "lines-3x3", 1.0, s) for s in range(10)]
+               + [rec("seed001-repro", "boxes-64", 16.0, s, "regression", r2=0.0 if s < 7 else 0.9)
+                  for s in range(10)])
+    figs = {f.claim: f for f in check_figures(records, total_wall_s=600)}
+    repro = figs["seed 000 reproduction never reaches 1.0 over 10 seeds, mean <= 0.6"]
+    assert repro.met is True and repro.measured == "0 of 10 seeds reach 1.0; mean accuracy 0.533"
+    assert figs["seed 000 fix reaches 1.0 on all 10 seeds"].met is True
+    assert "7 of 10 seeds collapse" in figs["seed 001 reproduction collapses to the mean on most of 10 seeds"].measured
+    assert figs["best test accuracy >= 0.99"].met is None  # lines-16 not run
+    text = render_report(records, 600.0, {"lines-3x3": {"value": 1.0, "exact": True, "why": "clean"}})
+    assert "| lines-3x3 |" in text and "not run" in text and "Known optimum: accuracy 1.0000" in text
