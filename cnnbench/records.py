@@ -48,6 +48,9 @@ class RunRecord:
     curves: dict = field(default_factory=dict)
     config: dict = field(default_factory=dict)  # the recipe: optimiser, lr, batch size...
     notes: str = ""
+    # Not scores: what helps read one. Regression: ``prediction_std`` and ``target_std`` per
+    # target column on test (a model collapsed to a constant has prediction_std near 0).
+    diagnostics: dict = field(default_factory=dict)
 
     @property
     def metric(self) -> str:
