@@ -208,9 +208,12 @@ def check_figures(records: list[RunRecord], total_wall_s: float | None = None) -
 
     def seed001_collapse():
         rs = need("boxes-64", "seed001-repro")
-        collapsed = sum(r.metrics["r2"] <= 0.1 for r in rs)
-        return (f"{collapsed} of {len(rs)} seeds collapse to the mean (test R² <= 0.1)",
-                collapsed > len(rs) / 2)
+        dead = [r for r in rs if r.metrics["r2"] <= 0.1]
+        text = f"{len(dead)} of {len(rs)} seeds collapse (test R² <= 0.1)"
+        spreads = [max(r.diagnostics["prediction_std"]) for r in dead if r.diagnostics.get("prediction_std")]
+        if spreads:
+            text += f"; their prediction std at most {max(spreads):.3g} px"
+        return text, len(dead) > len(rs) / 2
 
     def under(dataset, name, limit):
         def measure():

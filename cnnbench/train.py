@@ -386,7 +386,8 @@ def run(dataset: Dataset | str, factory: Callable, *, name: str, seed: int = 0,
         best_epoch=best_epoch, wall_time_s=round(wall, 3), device=str(dev), seed=seed,
         torch_version=torch.__version__, cnnbench_version=__version__,
         timestamp=_dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
-        curves=curves, config=config, notes=notes,
+        curves=curves, config=config, notes=notes, diagnostics=_diagnostics(ds.task, test_predicted,
+                                                                            arrays["test"]["targets"]),
     )
     return RunResult(record, test_predicted, np.asarray(arrays["test"]["targets"]), recipe)
 
@@ -432,6 +433,16 @@ def _train(recipe, train, evaluate_split, dev, seed, task, metric_name, higher_i
             progress(epoch, recipe.epochs, metric_name, value)
     model.load_state_dict(best_state)
     return best_epoch, best_val, recipe.epochs
+
+
+def _diagnostics(task: str, predicted: np.ndarray, targets: np.ndarray) -> dict:
+    """How spread out the predictions are, beside the targets (a collapsed model: ~0)."""
+    if task != "regression":
+        counts = np.bincount(np.asarray(predicted, dtype=np.int64).ravel())
+        return {"predicted_class_counts": counts.tolist()}
+    p = np.asarray(predicted, dtype=np.float64).reshape(len(targets), -1)
+    t = np.asarray(targets, dtype=np.float64).reshape(len(targets), -1)
+    return {"prediction_std": p.std(axis=0).round(6).tolist(), "target_std": t.std(axis=0).round(6).tolist()}
 
 
 def count_parameters(model: nn.Module) -> int:

@@ -192,3 +192,11 @@ def test_parse_seeds_and_device():
         with pytest.raises(ParamError):
             parse_seeds(bad)
     assert resolve_device("auto").type == ("cuda" if torch.cuda.is_available() else "cpu")
+
+
+def test_diagnostics_show_a_collapsed_model(tmp_path):
+    ds = write_regression(tmp_path / "r.h5", train=[1.0, 5.0], val=[3.0, 3.0], test=[0.0, 2.0, 10.0])
+    rec = run(ds, lambda info: Recipe(model=Output(), optimizer=lambda p: torch.optim.SGD(p, lr=0.0), epochs=1),
+              name="constant", device="cpu").record
+    assert rec.diagnostics["prediction_std"] == [0.0]
+    assert rec.diagnostics["target_std"] == [pytest.approx(np.std([0.0, 2.0, 10.0]), abs=1e-5)]

@@ -245,4 +245,5 @@ def suite(full, rungs, preset_names, names, data_dir, seeds, dry_run, report, ep
     if report:
         Path(report).write_text(lib.render_report(records, total_s, optimum, command), encoding="utf-8")
         click.echo(f"wrote {report}")
-    click.echo(f"suite: {len(records)} runs on {len(steps)} datasets in {total_s:.0f} s; recorded in {path}")
+    plural = "s" if len(steps) != 1 else ""
+    click.echo(f"suite: {len(records)} runs on {len(steps)} dataset{plural} in {total_s:.0f} s; recorded in {path}")
