@@ -8,6 +8,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image, ImageDraw
 
+from .atomic import atomic_path
 from .records import RunRecord
 
 W, H, MARGIN = 640, 420, 56
@@ -82,7 +83,8 @@ def learning_curves(record: RunRecord, path: str | Path) -> Path:
             x, _ = axes.map(record.best_epoch, values[0])
             draw.line([(x, box[1]), (x, box[3])], fill=(150, 150, 150))
             draw.text((x + 3, box[1] + 2), "selected", fill=(120, 120, 120))
-    img.save(path)
+    with atomic_path(path) as tmp:
+        img.save(tmp, format="PNG")
     return Path(path)
 
 
@@ -105,5 +107,6 @@ def scatter(predicted: np.ndarray, targets: np.ndarray, path: str | Path, title:
         for tv, pv in zip(t[:3000], p[:3000]):
             x, y = axes.map(tv, pv)
             draw.point((x, y), fill=COLOURS[0])
-    img.save(path)
+    with atomic_path(path) as tmp:
+        img.save(tmp, format="PNG")
     return Path(path)

@@ -7,6 +7,7 @@ import os
 import numpy as np
 from PIL import Image, ImageDraw
 
+from .atomic import atomic_path
 from .h5format import check_output_path, open_dataset
 
 CELL = 96  # target cell side in pixels; images are upscaled by an integer factor to reach it
@@ -59,11 +60,6 @@ def render_grid(path: str | os.PathLike, out: str | os.PathLike, split: str = "t
             draw.line([(cx, cy - 4), (cx, cy + 4)], fill=(255, 0, 0))
         text = _label(dataset, arrays["targets"][i]) if with_targets else "(no target)"
         draw.text((left, top + h * scale + 1), text, fill=(255, 255, 0))
-    tmp = f"{out}.tmp-{os.getpid()}.png"
-    try:
+    with atomic_path(out) as tmp:
         sheet.save(tmp, format="PNG")
-        os.replace(tmp, out)
-    finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
     return n

@@ -19,6 +19,7 @@ import h5py
 import numpy as np
 
 from . import __version__
+from .atomic import atomic_path
 from .errors import CnnbenchError, FormatError, ParamError
 from .h5format import SPLITS, Dataset, check_output_path, open_dataset
 from .metrics import score
@@ -272,9 +273,9 @@ def export_public(dataset_path, out, force: bool = False) -> Dataset:
     out = check_output_path(out, force)
     if out.resolve() == Path(dataset_path).resolve():
         raise ParamError(f"--out {str(out)!r} is the input file")
-    tmp = out.with_name(f".{out.name}.tmp-{os.getpid()}")
     try:
-        with h5py.File(dataset.path, "r") as src, h5py.File(tmp, "w", track_order=True) as dst:
+        with atomic_path(out) as tmp, h5py.File(dataset.path, "r") as src, \
+                h5py.File(tmp, "w", track_order=True) as dst:
             for key, value in src.attrs.items():
                 dst.attrs[key] = value
             dst.attrs["public"] = True
@@ -286,12 +287,8 @@ def export_public(dataset_path, out, force: bool = False) -> Dataset:
                     if split == "test" and name != "images":
                         continue
                     src.copy(src[split][name], group, name=name)
-        os.replace(tmp, out)
     except OSError as exc:
         raise FormatError(f"{out}: cannot write the public copy ({exc})") from None
-    finally:
-        if tmp.exists():
-            tmp.unlink()
     return open_dataset(out)
 
 

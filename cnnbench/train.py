@@ -350,7 +350,7 @@ def run(dataset: Dataset | str, factory: Callable, *, name: str, seed: int = 0,
                 y = torch.from_numpy(np.asarray(targets, dtype=np.int64))
             prepared[split] = Split(split, torch.from_numpy(data["images"]).to(dev), y.to(dev),
                                     recipe.preprocess)
-        train, val, test = prepared["train"], prepared["val"], prepared["test"]
+        train, val = prepared["train"], prepared["val"]
         evaluate_split = lambda s: evaluate(recipe, prepared[s], arrays[s]["targets"], scaler,
                                             ds.task, ds.num_classes)
 

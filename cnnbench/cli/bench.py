@@ -9,6 +9,7 @@ from pathlib import Path
 import click
 import torch
 
+from ..atomic import write_text
 from ..baselines import all_baselines, applicable, get_baseline
 from ..errors import ParamError
 from ..h5format import check_output_path, open_dataset
@@ -243,7 +244,7 @@ def suite(full, rungs, preset_names, names, data_dir, seeds, dry_run, report, ep
             click.echo(render_fingerprints(board, list(dict.fromkeys(fingerprints))))
     command = "cnnbench suite" + (" --full" if full else "") + (f" --seeds {seeds}" if seeds else "")
     if report:
-        Path(report).write_text(lib.render_report(records, total_s, optimum, command), encoding="utf-8")
+        write_text(report, lib.render_report(records, total_s, optimum, command))
         click.echo(f"wrote {report}")
     plural = "s" if len(steps) != 1 else ""
     click.echo(f"suite: {len(records)} runs on {len(steps)} dataset{plural} in {total_s:.0f} s; recorded in {path}")

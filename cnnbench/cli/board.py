@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 import json
-import os
 
 import click
 
+from ..atomic import write_text
 from ..errors import ParamError
 from ..h5format import check_output_path, open_dataset
 from ..leaderboard import Leaderboard, resolve_db_path
@@ -76,14 +76,7 @@ def leaderboard(dataset, preset, fmt, html_out, force, db):
 
 
 def _write_html(out: str, boards) -> None:
-    tmp = f"{out}.tmp-{os.getpid()}"
-    try:
-        with open(tmp, "w", encoding="utf-8") as f:
-            f.write(render_html(boards))
-        os.replace(tmp, out)
-    finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
+    write_text(out, render_html(boards))
 
 
 @main.command()

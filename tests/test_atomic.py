@@ -1,0 +1,23 @@
+import pytest
+
+from cnnbench.atomic import atomic_path, write_text
+
+
+def test_success_replaces_the_file_and_leaves_no_temporary(tmp_path):
+    out = tmp_path / "report.md"
+    out.write_text("old")
+    write_text(out, "new")
+    assert out.read_text() == "new"
+    assert [p.name for p in tmp_path.iterdir()] == ["report.md"]
+
+
+def test_failure_keeps_the_old_file_and_removes_the_temporary(tmp_path):
+    out = tmp_path / "grid.png"
+    out.write_text("old")
+    with pytest.raises(RuntimeError):
+        with atomic_path(out) as tmp:
+            assert tmp.suffix == ".png" and tmp.parent == tmp_path
+            tmp.write_text("half")
+            raise RuntimeError("interrupted")
+    assert out.read_text() == "old"
+    assert [p.name for p in tmp_path.iterdir()] == ["grid.png"]
