@@ -37,13 +37,16 @@ class Baseline:
     tests : the seed advice it reproduces or tests (e.g. "seed 000 reproduction")
     tasks : tasks it can solve
     families : families it is meant for (None: any family of those tasks)
-    quick : cheap enough for the default ``cnnbench suite`` (seconds per run)
+    quick : run by the default ``cnnbench suite`` (seconds per run, or a seed's own failure
+        on its easy preset)
     max_inputs : the most values per image (H*W*C) it is run on by default (pixel models
         whose size grows with the image: ridge's normal equations, the MLP's first layer)
     source : "reference" for reference predictors, else "baseline"
     epochs : default epochs, as a phrase (the factory may adapt them to the data size)
     seeds : training seeds the published figures use, on the presets in ``seed_presets``
         (elsewhere the suite runs one seed)
+    quick_seeds : the training seeds of the default suite where fewer than ``seeds`` (a
+        quick baseline whose runs are not seconds: its figure needs ``--full``)
     suite : the presets ``suite --full`` runs it on (None: every applicable preset); keeps
         the expensive baselines to the datasets whose figures need them
     """
@@ -58,6 +61,7 @@ class Baseline:
     source: str = "baseline"
     epochs: str = ""
     seeds: int = 1
+    quick_seeds: int | None = None
     seed_presets: tuple = ()
     suite: tuple | None = None
     max_inputs: int | None = None

@@ -82,8 +82,8 @@ BASELINES = [
     Baseline("seed001-repro", "seed 001's CNN as asked: Adam 0.01 on raw pixel targets (collapses to the mean)",
              make_reproduction, tests="seed 001 reproduction", tasks=("regression",),
              families=("boxes",), epochs="1 (30 up to 1,000 images)", seeds=10,
-             seed_presets=("boxes-64",), suite=("boxes-64",)),
+             seed_presets=("boxes-64",), suite=("boxes-64",), quick=True, quick_seeds=1),
     Baseline("seed001-fix", "seed 001's CNN fixed: standardised targets, Adam 1e-3",
              make_fix, tests="seed 001 fixes", tasks=("regression",), families=("boxes",),
-             epochs="3 (30 up to 1,000 images)", suite=("boxes-64",)),
+             epochs="3 (30 up to 1,000 images)", suite=("boxes-64",), quick=True),
 ]

@@ -39,7 +39,12 @@ class Step:
 
 
 def choose_presets(full: bool, rungs: list[str] | None = None, names: list[str] | None = None) -> list[Preset]:
-    """Quick presets by default; every preset with ``full``; narrowed by rung or name."""
+    """The presets a suite runs.
+
+    Named presets if ``names``; else every preset of the given ``rungs``; else, with
+    ``full``, every preset but the medium rungs (they run on request, ``--rungs medium``)
+    plus the quick ones; else the quick presets (the seeds' own tasks).
+    """
     presets = all_presets()
     if names:
         unknown = [n for n in names if n not in presets]
@@ -47,12 +52,12 @@ def choose_presets(full: bool, rungs: list[str] | None = None, names: list[str] 
             raise ParamError(f"unknown preset {unknown[0]!r} (known: {', '.join(presets)})")
         chosen = [presets[n] for n in names]
     else:
-        chosen = [p for p in presets.values() if full or p.quick]
+        chosen = [p for p in presets.values() if p.quick or (full and p.rung != "medium")]
     if rungs:
         bad = [r for r in rungs if r not in RUNGS]
         if bad:
             raise ParamError(f"rungs: {bad[0]!r} is not one of {', '.join(RUNGS)}")
-        chosen = [p for p in chosen if p.rung in rungs]
+        chosen = [p for p in (chosen if names else presets.values()) if p.rung in rungs]
     return chosen
 
 
@@ -80,6 +85,8 @@ def plan(presets: list[Preset], full: bool, seeds: list[int] | None = None,
         step = Step(preset)
         for b in chosen:
             n = b.seeds if preset.name in b.seed_presets else 1
+            if not full and b.quick_seeds is not None:
+                n = min(n, b.quick_seeds)
             step.runs.append((b, list(seeds) if seeds else list(range(n))))
         steps.append(step)
     return steps

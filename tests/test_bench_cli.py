@@ -121,6 +121,25 @@ def test_suite_generates_runs_records_and_reports(tmp_path):
     assert len(rows(db)) == 8
 
 
+def test_suite_plan_quick_full_and_medium_on_request():
+    from cnnbench.suite import choose_presets, plan
+
+    def planned(full, rungs=None):
+        return {s.preset.name: {b.name: len(seeds) for b, seeds in s.runs}
+                for s in plan(choose_presets(full, rungs), full)}
+
+    quick = planned(False)
+    # The seeds' own tasks; the expensive seed 001 reproduction runs once, not ten times.
+    assert set(quick) == {"lines-3x3", "lines-16", "boxes-64", "patches-64"}
+    assert quick["lines-3x3"]["seed000-repro"] == 10 and quick["boxes-64"]["seed001-repro"] == 1
+    assert "resnet" not in quick["patches-64"]
+    full = planned(True)
+    assert {"lines-32-hard", "boxes-64-hard", "patches-64-hard", "notsoclevr-quadrant"} <= set(full)
+    assert not {"boxes-64-medium", "patches-64-medium"} & set(full)
+    assert full["boxes-64"]["seed001-repro"] == 10
+    assert set(planned(True, ["medium"])) == {"lines-16", "boxes-64-medium", "patches-64-medium"}
+
+
 def test_suite_rejects_unknown_rung_and_preset(tmp_path):
     assert "rungs" in invoke("suite", "--rungs", "impossible", "--db", tmp_path / "b").output
     assert "unknown preset" in invoke("suite", "--preset", "nope", "--db", tmp_path / "b").output
