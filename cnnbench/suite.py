@@ -173,8 +173,13 @@ def _runs(records, dataset, name):
     return [r for r in records if (r.preset or r.dataset_path) == dataset and r.name == name]
 
 
-def check_figures(records: list[RunRecord], total_wall_s: float | None = None) -> list[Figure]:
-    """The benchmark's promised figures, each checked against the runs that were made."""
+def check_figures(records: list[RunRecord], total_wall_s: float | None = None,
+                  optimum: dict[str, dict | None] | None = None) -> list[Figure]:
+    """The benchmark's promised figures, each checked against the runs that were made.
+
+    ``optimum``: each preset's recorded optimum (the floor the hard rungs must leave room
+    above); without it the hard-rung figures say the floor is unknown and are not met.
+    """
     figs: list[Figure] = []
 
     def fig(dataset, claim, measure):
@@ -247,6 +252,37 @@ def check_figures(records: list[RunRecord], total_wall_s: float | None = None) -
         met = b.score <= mean / 8 and all(b.score < v for k, v in others.items() if k != b.name)
         return text, met and len(others) == 2
 
+    def hard_rung(dataset):
+        """Best and worst non-reference baselines (mean over seeds) apart, the best above the floor."""
+        def measure():
+            means = {name: statistics.fmean(r.score for r in rs)
+                     for (ds, name), rs in group(records).items()
+                     if ds == dataset and rs[0].source != "reference"}
+            if len(means) < 2:
+                raise _Missing(f"fewer than two non-reference baselines on {dataset}")
+            task = next(r.task for r in records if (r.preset or r.dataset_path) == dataset)
+            higher = PRIMARY_METRIC[task][1]
+            order = sorted(means, key=means.get, reverse=higher)
+            best, worst = order[0], order[-1]
+            floor = (optimum or {}).get(dataset) or {}
+            floor = floor.get("value")
+            if higher:
+                text = (f"best {best} {means[best]:.4f}, worst {worst} {means[worst]:.4f} "
+                        f"({100 * (means[best] - means[worst]):.1f} points apart)")
+                spread = means[best] - means[worst] >= 0.10
+                room = floor is not None and means[best] <= floor - 0.03
+                if floor is not None:
+                    text += f"; floor {floor:.4f}, {100 * (floor - means[best]):.1f} points above the best"
+            else:
+                text = (f"best {best} {means[best]:.3f}, worst {worst} {means[worst]:.3f} "
+                        f"({means[worst] / means[best]:.1f}x)")
+                spread = means[worst] >= 3 * means[best]
+                room = floor is not None and means[best] >= 1.5 * floor
+                if floor is not None:
+                    text += f"; floor {floor:.3f}, best at {means[best] / max(floor, 1e-12):.1f}x the floor"
+            return text + ("" if floor is not None else "; floor unknown"), spread and room
+        return measure
+
     fig("lines-3x3", "seed 000 reproduction never reaches 1.0 over 10 seeds, mean <= 0.6", seed000_repro)
     fig("lines-3x3", "seed 000 fix reaches 1.0 on all 10 seeds", seed000_fix)
     fig("lines-16", "best test accuracy >= 0.99", lines16)
@@ -257,6 +293,11 @@ def check_figures(records: list[RunRecord], total_wall_s: float | None = None) -
         coordconv_vs_plain)
     fig("patches-64", "best <= 1/8 of the mean predictor, better than ridge on mean colour and "
         "the seed 002 reproduction", patches)
+    presets = all_presets()
+    for dataset in dict.fromkeys(r.preset for r in records if r.preset):
+        if dataset in presets and presets[dataset].rung == "hard":
+            fig(dataset, "hard rung: best and worst non-reference baselines >= 3x apart in RMSE "
+                "(10 accuracy points); best >= 1.5x the floor (3 points below it)", hard_rung(dataset))
     if total_wall_s is not None:
         figs.append(Figure("all", "whole suite under 20 minutes on 2 CPU cores",
                            f"{total_wall_s / 60:.1f} min on {os.cpu_count()} CPUs, "
@@ -306,7 +347,7 @@ def render_report(records: list[RunRecord], total_wall_s: float, optimum: dict[s
         "| dataset | figure | measured | met |",
         "|---|---|---|---|",
     ]
-    for f in check_figures(records, total_wall_s):
+    for f in check_figures(records, total_wall_s, optimum):
         mark = {True: "yes", False: "**no**", None: "not run"}[f.met]
         lines.append(f"| {f.dataset} | {f.claim} | {f.measured} | {mark} |")
     summaries = summarize(records)

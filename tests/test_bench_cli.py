@@ -168,3 +168,27 @@ def test_figures_are_checked_from_records():
     assert figs["best test accuracy >= 0.99"].met is None  # lines-16 not run
     text = render_report(records, 600.0, {"lines-3x3": {"value": 1.0, "exact": True, "why": "clean"}})
     assert "| lines-3x3 |" in text and "not run" in text and "Known optimum: accuracy 1.0000" in text
+
+
+def test_hard_rung_figure_needs_spread_between_baselines_and_room_above_the_floor():
+    from cnnbench.records import RunRecord
+    from cnnbench.suite import check_figures
+
+    def rec(name, preset, rmse, source="baseline"):
+        return RunRecord(name=name, source=source, fingerprint="f" * 64, family="boxes", task="regression",
+                         metrics={"rmse": rmse, "mse": rmse ** 2, "mae": rmse, "r2": 0.5}, preset=preset)
+
+    def hard(records, floor):
+        figs = [f for f in check_figures(records, optimum={"boxes-64-hard": {"value": floor}})
+                if f.dataset == "boxes-64-hard"]
+        assert len(figs) == 1
+        return figs[0]
+
+    # The reference rows (mean, ridge) do not count as the worst baseline.
+    ranked = [rec("resnet", "boxes-64-hard", 1.0), rec("mlp", "boxes-64-hard", 3.5),
+              rec("mean", "boxes-64-hard", 15.0, "reference")]
+    fig = hard(ranked, 0.02)
+    assert fig.met is True and "best resnet 1.000, worst mlp 3.500 (3.5x)" in fig.measured
+    assert hard(ranked[:1] + [rec("mlp", "boxes-64-hard", 2.5)], 0.02).met is False  # only 2.5x apart
+    assert hard(ranked, 0.9).met is False  # best within 1.5x of the floor
+    assert hard(ranked[:1], 0.02).met is None  # one baseline: nothing to rank
