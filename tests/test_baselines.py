@@ -11,17 +11,7 @@ from cnnbench.baselines import Baseline, all_baselines, applicable, get_baseline
 from cnnbench.errors import UnknownNameError
 from cnnbench.families import FAMILIES
 from cnnbench.generate import build_spec, write_dataset
-from cnnbench.presets import get_preset
 from cnnbench.train import Recipe, run
-
-torch.set_num_threads(1)
-
-
-@pytest.fixture(scope="module")
-def lines3(tmp_path_factory):
-    path = tmp_path_factory.mktemp("l3") / "lines-3x3.h5"
-    write_dataset(get_preset("lines-3x3").spec(), path)
-    return path
 
 
 @pytest.fixture(scope="module")

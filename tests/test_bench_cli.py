@@ -3,22 +3,11 @@
 from __future__ import annotations
 
 import pytest
-import torch
 from click.testing import CliRunner
 
 from cnnbench.cli import main
 from cnnbench.generate import build_spec, write_dataset
 from cnnbench.leaderboard import Leaderboard
-from cnnbench.presets import get_preset
-
-torch.set_num_threads(1)
-
-
-@pytest.fixture
-def lines3(tmp_path):
-    path = tmp_path / "lines-3x3.h5"
-    write_dataset(get_preset("lines-3x3").spec(), path)
-    return path
 
 
 def invoke(*args):

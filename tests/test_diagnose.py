@@ -24,18 +24,8 @@ from cnnbench.diagnose import (FAIL, PASS, SKIP, DiagnoseError, diagnose, relu_a
                                resolve_model)
 from cnnbench.errors import CnnbenchError, ParamError, UnknownNameError
 from cnnbench.generate import build_spec, write_dataset
-from cnnbench.presets import get_preset
-
-torch.set_num_threads(1)
 
 STEPS = 20  # training probe steps in these tests; the overfit probe runs up to 120
-
-
-@pytest.fixture(scope="module")
-def lines3(tmp_path_factory):
-    path = tmp_path_factory.mktemp("dg") / "lines-3x3.h5"
-    write_dataset(get_preset("lines-3x3").spec(), path)
-    return path
 
 
 @pytest.fixture(scope="module")

@@ -14,8 +14,6 @@ from cnnbench.generate import build_spec, write_dataset
 from cnnbench.h5format import DatasetWriter, open_dataset
 from cnnbench.train import DataInfo, Recipe, TargetScaler, parse_seeds, resolve_device, run
 
-torch.set_num_threads(1)
-
 
 def write_regression(path, train, val, test, image_side=4):
     """A regression file with the given (n, 1) targets and blank 4x4x1 images."""
