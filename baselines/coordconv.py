@@ -91,7 +91,8 @@ def make_plain(info: DataInfo) -> Recipe:
 
 
 # The presets ``suite --full`` runs these on: the seed-001 set and CoordConv's two splits.
-SUITE = ("boxes-64", "boxes-64-quadrant", "boxes-64-hard", "notsoclevr-quadrant", "notsoclevr-uniform")
+SUITE = ("boxes-64", "boxes-64-quadrant", "boxes-64-medium", "boxes-64-hard", "notsoclevr-quadrant",
+         "notsoclevr-uniform")
 
 BASELINES = [
     Baseline("coordconv", "CoordConv: coordinate channels, 1x1 convs, global pooling (Liu et al. 2018)",

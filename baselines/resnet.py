@@ -81,6 +81,6 @@ BASELINES = [
     Baseline("resnet", "a small ResNet (3 residual blocks, 16-64 channels), flips as augmentation",
              make, tests="seed 002: a small ResNet", families=None,
              epochs="15 (60 up to 1,000 images)",
-             suite=("lines-32-hard", "boxes-64-hard", "patches-64", "patches-64-medium",
-                    "patches-64-hard")),
+             suite=("lines-32-hard", "boxes-64-medium", "boxes-64-hard", "patches-64",
+                    "patches-64-medium", "patches-64-hard")),
 ]

@@ -179,8 +179,10 @@ def baselines_command(dataset):
 
 
 @main.command()
-@click.option("--full", is_flag=True, help="Every canonical preset and every applicable baseline.")
-@click.option("--rungs", default=None, metavar="LIST", help="Only presets of these rungs: easy,medium,hard.")
+@click.option("--full", is_flag=True,
+              help="Every canonical preset but the medium rungs, every applicable baseline.")
+@click.option("--rungs", default=None, metavar="LIST",
+              help="The presets of these rungs (easy,medium,hard), e.g. --rungs medium.")
 @click.option("--preset", "preset_names", multiple=True, metavar="NAME", help="Only this preset (repeatable).")
 @click.option("--baseline", "-b", "names", multiple=True, metavar="NAME",
               help="Only this baseline (repeatable).")
@@ -197,12 +199,15 @@ def suite(full, rungs, preset_names, names, data_dir, seeds, dry_run, report, ep
           quiet, db):
     """Generate the canonical presets, run their baselines, record them, print the leaderboard.
 
-    Without flags: the quick presets and quick baselines, a few minutes on 2 CPU cores.
-    --full runs every preset and every applicable baseline; --report writes the figures.
+    Without flags: the seeds' own tasks (lines-3x3, lines-16, boxes-64, patches-64) with the
+    quick baselines, about 2 minutes on 2 CPU cores. --full: the easy and hard rungs and the
+    figure presets with every baseline, 10 seeds for the seed reproductions (about 16
+    minutes); the medium rungs run on request (--rungs medium). --report writes the figures.
 
     \b
       cnnbench suite
       cnnbench suite --full --report docs/results.md
+      cnnbench suite --full --rungs medium
       cnnbench suite --preset lines-3x3 --seeds 0-9
     """
     from .. import suite as lib
