@@ -264,8 +264,7 @@ def check_figures(records: list[RunRecord], total_wall_s: float | None = None,
             higher = PRIMARY_METRIC[task][1]
             order = sorted(means, key=means.get, reverse=higher)
             best, worst = order[0], order[-1]
-            floor = (optimum or {}).get(dataset) or {}
-            floor = floor.get("value")
+            floor = ((optimum or {}).get(dataset) or {}).get("value")
             if higher:
                 text = (f"best {best} {means[best]:.4f}, worst {worst} {means[worst]:.4f} "
                         f"({100 * (means[best] - means[worst]):.1f} points apart)")
@@ -275,7 +274,7 @@ def check_figures(records: list[RunRecord], total_wall_s: float | None = None,
                     text += f"; floor {floor:.4f}, {100 * (floor - means[best]):.1f} points above the best"
             else:
                 text = (f"best {best} {means[best]:.3f}, worst {worst} {means[worst]:.3f} "
-                        f"({means[worst] / means[best]:.1f}x)")
+                        f"({means[worst] / max(means[best], 1e-12):.1f}x)")
                 spread = means[worst] >= 3 * means[best]
                 room = floor is not None and means[best] >= 1.5 * floor
                 if floor is not None:
