@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import copy
 import datetime as _dt
+import hashlib
 import math
 import time
 from dataclasses import dataclass, field
@@ -39,8 +40,9 @@ import torch.nn.functional as F
 from torch import nn
 
 from . import __version__, metrics
-from .errors import CnnbenchError, ParamError
-from .h5format import Dataset, open_dataset
+from .errors import CnnbenchError, FormatError, ParamError
+from .families import SPLITS
+from .h5format import Dataset, fingerprint_line, open_dataset
 from .records import PRIMARY_METRIC, RunRecord
 
 # --------------------------------------------------------------------------------------------
@@ -212,15 +214,24 @@ class TargetScaler:
 
 
 def resolve_device(device: str) -> torch.device:
-    """``auto`` is CUDA when present, else CPU; anything else is passed to torch."""
+    """``auto`` is CUDA when present, else CPU; ``cpu``, ``cuda[:N]`` and ``mps`` when present."""
     if device == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
     try:
         dev = torch.device(device)
     except RuntimeError:
         raise ParamError(f"device: {device!r} is not a torch device (try auto, cpu or cuda)") from None
-    if dev.type == "cuda" and not torch.cuda.is_available():
-        raise ParamError("device: cuda was asked for but torch sees no CUDA device")
+    if dev.type == "cuda":
+        if not torch.cuda.is_available():
+            raise ParamError("device: cuda was asked for but torch sees no CUDA device")
+        if dev.index is not None and dev.index >= torch.cuda.device_count():
+            raise ParamError(f"device: {device!r} does not exist (torch sees "
+                             f"{torch.cuda.device_count()} CUDA device(s))")
+    elif dev.type == "mps":
+        if not torch.backends.mps.is_available():
+            raise ParamError("device: mps was asked for but torch sees no MPS device")
+    elif dev.type != "cpu":
+        raise ParamError(f"device: {device!r} is not supported (use auto, cpu, cuda or mps)")
     return dev
 
 
@@ -265,6 +276,10 @@ class RunResult:
     recipe: Recipe
 
 
+# Seeds fit every consumer: torch.manual_seed, numpy, SQLite's INTEGER, and seed + 1.
+MAX_SEED = 2**31 - 1
+
+
 def parse_seeds(text: str) -> list[int]:
     """``"0-9"`` -> 0..9; ``"0,3,5"`` -> [0, 3, 5]; ``"7"`` -> [7]."""
     seeds: list[int] = []
@@ -283,6 +298,8 @@ def parse_seeds(text: str) -> list[int]:
         raise ParamError(f"seeds: {text!r} is not a seed list (e.g. 0-9 or 0,3,5)") from None
     if any(s < 0 for s in seeds):
         raise ParamError(f"seeds: {text!r} has a negative seed")
+    if any(s > MAX_SEED for s in seeds):
+        raise ParamError(f"seeds: {text!r} has a seed above {MAX_SEED}")
     return seeds
 
 
@@ -291,12 +308,31 @@ def load_splits(ds: Dataset) -> dict[str, dict[str, np.ndarray]]:
     if ds.public or "targets" not in ds.shapes["test"]:
         raise CnnbenchError(f"{ds.path}: test targets are withheld (a public file); it can only be "
                             "scored by whoever holds the full file")
-    for split in ("train", "val", "test"):
+    for split in SPLITS:
         if "targets" not in ds.shapes[split]:
             raise CnnbenchError(f"{ds.path}: split {split!r} has no targets")
         if ds.split_size(split) == 0:
             raise CnnbenchError(f"{ds.path}: split {split!r} is empty")
-    return {s: ds.load(s, ["images", "targets"]) for s in ("train", "val", "test")}
+    arrays = {s: ds.load(s) for s in SPLITS}
+    _check_fingerprint(ds, arrays)
+    return arrays
+
+
+def _check_fingerprint(ds: Dataset, arrays: dict) -> None:
+    """Refuse a file whose arrays no longer match its recorded fingerprint.
+
+    Boards group runs by fingerprint, so an edited file must not be scored under the
+    original's. The arrays are in memory already; hashing them costs far less than a run.
+    """
+    outer = hashlib.sha256()
+    for split in SPLITS:
+        for name in sorted(arrays[split]):
+            a = np.ascontiguousarray(arrays[split][name])
+            outer.update(fingerprint_line(split, name, a.dtype, a.shape,
+                                          hashlib.sha256(a.tobytes()).hexdigest()))
+    if outer.hexdigest() != ds.fingerprint:
+        raise FormatError(f"{ds.path}: its arrays do not match its recorded fingerprint "
+                          f"{ds.fingerprint[:12]} (the file was modified after it was generated)")
 
 
 def run(dataset: Dataset | str, factory: Callable, *, name: str, seed: int = 0,
@@ -351,6 +387,7 @@ def run(dataset: Dataset | str, factory: Callable, *, name: str, seed: int = 0,
             prepared[split] = Split(split, torch.from_numpy(data["images"]).to(dev), y.to(dev),
                                     recipe.preprocess)
         train, val = prepared["train"], prepared["val"]
+        _check_outputs(recipe, train, info)
         evaluate_split = lambda s: evaluate(recipe, prepared[s], arrays[s]["targets"], scaler,
                                             ds.task, ds.num_classes)
 
@@ -392,6 +429,33 @@ def run(dataset: Dataset | str, factory: Callable, *, name: str, seed: int = 0,
     return RunResult(record, test_predicted, np.asarray(arrays["test"]["targets"]), recipe)
 
 
+@torch.no_grad()
+def _check_outputs(recipe: Recipe, train: Split, info: DataInfo) -> None:
+    """Refuse a model whose predictions cannot be scored, before any training time is spent.
+
+    Two training images go through the untrained model (in eval mode, so nothing is drawn
+    from the random state or updated) and through ``decode``.
+    """
+    x, _ = next(train.batches(2))
+    recipe.model.eval()
+    outputs = recipe.model(x)
+    n, k = len(x), info.num_outputs
+    if info.task == "classification":
+        if recipe.decode is None and (outputs.ndim != 2 or outputs.shape[1] != k):
+            raise CnnbenchError(f"the model outputs shape {tuple(outputs.shape)} for {n} images; "
+                                f"this dataset needs ({n}, {k}): one logit per class")
+        decoded = (recipe.decode or _argmax)(outputs)
+        if tuple(decoded.shape) != (n,):
+            raise CnnbenchError(f"decode gives shape {tuple(decoded.shape)} for {n} images; "
+                                f"this dataset needs ({n},) class ids")
+    else:
+        decoded = (recipe.decode or _identity)(outputs)
+        if tuple(decoded.shape) not in ((n, k),) + (((n,),) if k == 1 else ()):
+            raise CnnbenchError(f"the model {'decodes to' if recipe.decode else 'outputs'} shape "
+                                f"{tuple(decoded.shape)} for {n} images; this dataset needs "
+                                f"({n}, {k}): {', '.join(info.target_names)}")
+
+
 def _train(recipe, train, evaluate_split, dev, seed, task, metric_name, higher_is_better,
            curves, progress):
     """The gradient loop; returns (best_epoch, val_metrics at best, epochs run)."""
@@ -424,8 +488,9 @@ def _train(recipe, train, evaluate_split, dev, seed, task, metric_name, higher_i
         val_metrics, _ = evaluate_split("val")
         value = val_metrics[metric_name]
         curves[f"val_{metric_name}"].append(value)
+        # A NaN score never wins, and never blocks a later finite one from winning.
         improved = best_value is None or (not math.isnan(value) and (
-            value > best_value if higher_is_better else value < best_value))
+            math.isnan(best_value) or (value > best_value if higher_is_better else value < best_value)))
         if improved:  # strict: the earliest of equally good epochs is kept
             best_value, best_epoch, best_val = value, epoch, val_metrics
             best_state = copy.deepcopy(model.state_dict())

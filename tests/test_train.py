@@ -198,3 +198,71 @@ def test_diagnostics_show_a_collapsed_model(tmp_path):
               name="constant", device="cpu").record
     assert rec.diagnostics["prediction_std"] == [0.0]
     assert rec.diagnostics["target_std"] == [pytest.approx(np.std([0.0, 2.0, 10.0]), abs=1e-5)]
+
+
+def test_metrics_cover_the_whole_split_not_an_average_of_batches(tmp_path):
+    # Test has 700 images, more than one 512-image prediction batch: the first batch is all
+    # class 0 (right), the rest class 1 (wrong). Averaging per batch would give 0.5.
+    test = [0] * 512 + [1] * 188
+    ds = write_classification(tmp_path / "c.h5", train=[0, 1], val=[0, 1], test=test,
+                              images={s: np.zeros((n, 2, 2, 1), np.uint8)
+                                      for s, n in (("train", 2), ("val", 2), ("test", 700))})
+    model = Output(3)
+    with torch.no_grad():
+        model.value.copy_(torch.tensor([1.0, 0.0, 0.0]))
+    rec = run(ds, lambda info: Recipe(model=model, optimizer=lambda p: torch.optim.SGD(p, lr=0.0), epochs=1),
+              name="zeros", device="cpu").record
+    assert rec.metrics["accuracy"] == pytest.approx(512 / 700)
+
+
+def test_a_nan_epoch_never_blocks_a_later_finite_one(tmp_path):
+    ds = write_regression(tmp_path / "r.h5", train=[0.0, 0.0], val=[10.0, 10.0], test=[12.0, 8.0])
+    script = [math.nan, 4.0, 10.0]  # val RMSE nan, 6, 0: epoch 3 is best
+
+    def factory(info):
+        return Recipe(model=Output(), optimizer=lambda p: Scripted(p, script), target_scaling="none",
+                      epochs=3, batch_size=16)
+
+    rec = run(ds, factory, name="scripted", device="cpu").record
+    assert math.isnan(rec.curves["val_rmse"][0])
+    assert rec.best_epoch == 3 and rec.metrics["rmse"] == pytest.approx(2.0)
+
+
+def test_a_modified_file_is_refused(tmp_path):
+    import h5py
+
+    path = tmp_path / "l.h5"
+    write_dataset(build_spec("lines", {"size": 4, "n_train": 8, "n_val": 4, "n_test": 4}), path)
+    from cnnbench.baselines import get_baseline
+
+    run(path, get_baseline("majority").make, name="majority", device="cpu")  # intact: accepted
+    with h5py.File(path, "r+") as f:
+        f["test/targets"][0] = 1 - f["test/targets"][0]
+    with pytest.raises(CnnbenchError, match="do not match its recorded fingerprint"):
+        run(path, get_baseline("majority").make, name="majority", device="cpu")
+
+
+@pytest.mark.parametrize("outputs, match", [
+    (7, r"outputs shape \(2, 7\).*needs \(2, 3\)"),
+    (1, r"outputs shape \(2, 1\).*needs \(2, 3\)"),
+])
+def test_a_model_with_the_wrong_number_of_outputs_is_refused(tmp_path, outputs, match):
+    ds = write_classification(tmp_path / "c.h5", train=[0, 1, 2], val=[0, 1], test=[0, 2])
+    with pytest.raises(CnnbenchError, match=match):
+        run(ds, lambda info: Output(outputs), name="wrong", device="cpu")
+
+
+def test_a_regression_model_with_the_wrong_number_of_outputs_is_refused(tmp_path):
+    ds = write_regression(tmp_path / "r.h5", train=[[1.0, 2.0]] * 2, val=[[3.0, 3.0]] * 2, test=[[0.0, 2.0]] * 2)
+    with pytest.raises(CnnbenchError, match=r"outputs shape \(2, 1\).*needs \(2, 2\): t0, t1"):
+        run(ds, lambda info: Output(1), name="wrong", device="cpu")
+    run(ds, lambda info: Output(2), name="right", epochs=1, device="cpu")
+
+
+def test_seeds_and_devices_out_of_range_are_refused():
+    with pytest.raises(ParamError, match="above"):
+        parse_seeds(f"0,{2**63}")
+    for bad in ("meta", "xpu", "cuda:99" if torch.cuda.is_available() else "cuda"):
+        with pytest.raises(ParamError, match="device"):
+            resolve_device(bad)
+    assert resolve_device("cpu").type == "cpu"

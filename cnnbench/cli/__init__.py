@@ -6,18 +6,50 @@ Library errors (:class:`~cnnbench.errors.CnnbenchError`) and OS errors become on
 
 from __future__ import annotations
 
+import signal
+import sys
+
 import click
 
 from .. import __version__
 from ..errors import CnnbenchError
 
 
+def _exit_on_signal(signum, frame):
+    # SIGTERM/SIGHUP unwind like Ctrl-C does: temporary files are removed, worker pools
+    # terminated, open transactions rolled back, instead of the process vanishing mid-write.
+    raise SystemExit(128 + signum)
+
+
 class CnnbenchGroup(click.Group):
+    def main(self, *args, **kwargs):
+        for sig in (signal.SIGTERM, getattr(signal, "SIGHUP", None)):
+            if sig is not None and signal.getsignal(sig) == signal.SIG_DFL:
+                signal.signal(sig, _exit_on_signal)
+        kwargs.pop("standalone_mode", None)
+        try:
+            super().main(*args, standalone_mode=False, **kwargs)
+            sys.exit(0)  # as click's standalone mode does: a command's return value is no exit code
+        except click.UsageError as exc:
+            # One line, like every other error: the problem, then where the usage is.
+            where = f" (see '{exc.ctx.command_path} --help')" if exc.ctx is not None else ""
+            click.echo(f"Error: {exc.format_message().rstrip('.')}{where}", err=True)
+            sys.exit(exc.exit_code)
+        except click.ClickException as exc:
+            exc.show()
+            sys.exit(exc.exit_code)
+        except click.Abort:
+            click.echo("Aborted!", err=True)
+            sys.exit(1)
+
     def invoke(self, ctx):
         try:
             return super().invoke(ctx)
         except CnnbenchError as exc:
             raise click.ClickException(str(exc)) from None
+        except MemoryError:
+            raise click.ClickException("out of memory: the requested data does not fit "
+                                       "(fewer or smaller images, or a smaller batch)") from None
         except OSError as exc:
             raise click.ClickException(f"{exc.filename + ': ' if exc.filename else ''}{exc.strerror or exc}") from None
 

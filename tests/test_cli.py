@@ -1,0 +1,56 @@
+"""CLI-wide behaviour: one-line errors, and a killed command leaves nothing half-written."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import pytest
+from click.testing import CliRunner
+
+from cnnbench.cli import main
+
+
+@pytest.mark.parametrize("args, problem", [
+    (["generate", "lines", "--seed", "3"], "Missing option '--out'"),
+    (["nosuch"], "No such command 'nosuch'"),
+    (["info"], "Missing argument 'PATH'"),
+    (["presets", "--bogus"], "No such option '--bogus'"),
+])
+def test_usage_errors_are_one_line(args, problem):
+    result = CliRunner().invoke(main, args)
+    assert result.exit_code == 2
+    lines = result.output.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("Error: ") and problem in lines[0], result.output
+    assert "--help" in lines[0]
+
+
+def test_running_out_of_memory_is_one_line(monkeypatch):
+    import cnnbench.cli.data as data
+
+    def exhausted(*args, **kwargs):
+        raise MemoryError
+
+    monkeypatch.setattr(data, "write_dataset", exhausted)
+    result = CliRunner().invoke(main, ["generate", "lines", "--out", "x.h5"])
+    assert result.exit_code == 1 and result.output.strip().splitlines() == [
+        "Error: out of memory: the requested data does not fit (fewer or smaller images, or a smaller batch)"]
+
+
+@pytest.mark.skipif(not hasattr(signal, "SIGTERM") or os.name != "posix", reason="POSIX signals")
+def test_sigterm_midway_leaves_no_file(tmp_path):
+    out = tmp_path / "p.h5"
+    child = subprocess.Popen(
+        [sys.executable, "-c", "from cnnbench.cli import main; main()", "generate", "patches",
+         "--out", str(out), "--n-train", "5000", "--n-val", "10", "--n-test", "10", "--quiet"],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    deadline = time.monotonic() + 60
+    while not any(p.name.startswith(".p.h5.tmp") for p in tmp_path.iterdir()):
+        assert child.poll() is None and time.monotonic() < deadline, "generation never started writing"
+        time.sleep(0.05)
+    child.send_signal(signal.SIGTERM)
+    assert child.wait(timeout=60) == 128 + signal.SIGTERM
+    assert list(tmp_path.iterdir()) == []
