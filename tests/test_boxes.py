@@ -154,6 +154,29 @@ def test_occlusion_hides_part_of_the_square_but_not_the_target():
     assert (bar[:, :2] >= box[:, :2] - 1e-4).all() and (bar[:, 2:] <= box[:, 2:] + 1e-4).all()
 
 
+def test_the_bar_covers_whatever_lies_under_it():
+    # Every pixel that lies inside the bar across its width, and that the bar reaches along the
+    # square, shows the background: even the square's anti-aliased edge pixels (part square,
+    # part background before the bar was drawn) are pure background under it.
+    a = arrays(size=32, box_size=(4.0, 16.0), color=True, background=(0, 64), value=(128, 255),
+               occlusion=(0.3, 0.6))
+    bar, box = a["occluder"].astype(np.float64), a["boxes"].astype(np.float64)
+    centres = np.arange(32)[None, :]
+    under, edge = [], []
+    for axis in (0, 1):  # x (columns), then y (rows)
+        lo, hi = bar[:, axis, None], bar[:, axis + 2, None]
+        within = (centres - 0.5 >= lo) & (centres + 0.5 <= hi)
+        touches = (centres + 0.5 > lo) & (centres - 0.5 < hi)
+        spans_square = (np.abs(lo - box[:, axis, None]) < 1e-4) & (np.abs(hi - box[:, axis + 2, None]) < 1e-4)
+        under.append(within | (spans_square & touches))
+        edge.append(touches & ~within)  # partly outside the bar, hence partly outside the square
+    hidden = under[1][:, :, None] & under[0][:, None, :]  # (n, rows, columns)
+    hidden_edge = hidden & (edge[1][:, :, None] | edge[0][:, None, :])
+    assert hidden.sum() > 1000 and hidden_edge.sum() > 100
+    background = np.broadcast_to(a["background"][:, None, None, :], a["images"].shape)
+    np.testing.assert_array_equal(a["images"][hidden], background[hidden])
+
+
 def test_optimum():
     def optimum(**given):
         spec = build_spec("boxes", given)

@@ -330,7 +330,11 @@ def _draw(p: dict, split: str, start: int, stop: int, rng: np.random.Generator, 
         bar = np.where(vertical[:, None],
                        np.stack([along0, boxes[:, 1], along0 + width, boxes[:, 3]], axis=1),
                        np.stack([boxes[:, 0], along0, boxes[:, 2], along0 + width], axis=1))
-        _paint(image, _rect_coverage(*bar.T, size), background)
+        # The bar lies inside the square, so the area of a pixel it covers is area the square
+        # covered: that area turns from the square's colour to the background's. (Blending the
+        # bar over the pixel would leave the square's anti-aliased edge showing through it.)
+        change = background.astype(np.float32) - colour.astype(np.float32)
+        image += _rect_coverage(*bar.T, size)[..., None] * change[:, None, None, :]
         out["occluder"] = bar.astype(np.float32)
 
     if p["noise"] > 0:
@@ -416,7 +420,8 @@ def _render_crop(scene, square_gain, background, side, centre, origin, bar_rel) 
     """The noise-free image in a crop whose top-left pixel is ``origin`` (n, 2) (x, y): (n, W, W, C).
 
     What ``_draw`` paints, over the crop of the known scene: the square (``square_gain`` is its
-    colour minus the scene), then the bar in the background colour.
+    colour minus the scene), then the bar, which turns the square's area under it to the
+    background colour.
     """
     width = scene.shape[1]
     local = centre - origin
@@ -424,7 +429,7 @@ def _render_crop(scene, square_gain, background, side, centre, origin, bar_rel) 
     image = scene + _rect_coverage(lo[:, 0], lo[:, 1], hi[:, 0], hi[:, 1], width)[..., None] * square_gain
     if bar_rel is not None:
         bar = bar_rel + np.concatenate([lo, lo], axis=1)
-        image += _rect_coverage(*bar.T, width)[..., None] * (background - image)
+        image += _rect_coverage(*bar.T, width)[..., None] * (background - scene - square_gain)
     return image
 
 
@@ -477,12 +482,12 @@ def _estimate_centres(p: dict, block: dict) -> np.ndarray:
         better = e < best
         centre = np.where(better[:, None], trial, centre)
         best = np.where(better, e, best)
-    # Moving along one axis, every pixel's coverage is linear in the centre between the places
-    # where an edge (of the square or the bar) crosses a pixel boundary, and the rendering at
-    # most quadratic (where the bar's edge shares a pixel with the square's, they multiply):
-    # render at those kinks and half way between them, and minimise the error (a quartic) on
-    # each piece. Alternating x and y, this is the minimum along each axis within
-    # ORACLE_WINDOW px, where a local method would stall at the kinks.
+    # Moving along one axis, every pixel's coverage (by the square or by the bar) is linear in
+    # the centre between the places where an edge crosses a pixel boundary, and so is the
+    # rendering: render at those kinks and half way between them, and minimise the error on
+    # each piece (fitted as a quadratic rendering, a quartic error, which covers the linear
+    # case). Alternating x and y, this is the minimum along each axis within ORACLE_WINDOW px,
+    # where a local method would stall at the kinks.
     edges = [-side / 2, side / 2]
     if bar_rel is not None:
         edges += [bar_rel[:, i] - side / 2 for i in range(4)]
@@ -523,7 +528,7 @@ def _estimate_centres(p: dict, block: dict) -> np.ndarray:
             better = e < best - 1e-6 * best
             centre[better, axis] = points[better, j] + t[better] * (points[better, j + 1] - points[better, j])
             best[better] = e[better]
-        best = error(centre)  # the exact error (a bar edge and a square edge in one pixel multiply)
+        best = error(centre)  # the exact error, from a fresh rendering
 
     if p["positions"] == "grid" or not p["subpixel"]:
         # Centres on a lattice: the best of the (up to 4) lattice points around the estimate.
