@@ -8,10 +8,15 @@ each split has its own streams, so changing ``n_test`` leaves ``train`` unchange
 
 from __future__ import annotations
 
+import ctypes
 import json
+import multiprocessing
 import os
-from concurrent.futures import ProcessPoolExecutor
-from dataclasses import dataclass
+import signal
+import sys
+from collections import deque
+from contextlib import closing
+from dataclasses import dataclass, field
 from typing import Callable, Iterator
 
 import numpy as np
@@ -42,13 +47,18 @@ class Spec:
 
     family: str
     seed: int
-    sizes: dict  # split -> number of samples
+    sizes: dict  # split -> number of rows written
     params: dict  # the family's own parameters, validated, defaults filled in
     preset: str | None = None
+    # split -> number of samples the spec records as n_train, n_val, n_test: the requested
+    # sizes (or a layout's own). ``sizes`` can be larger: augmented copies add rows to train.
+    # None: the same as ``sizes``.
+    samples: dict | None = field(default=None)
 
     def as_dict(self) -> dict:
+        recorded = self.samples or self.sizes
         out = {"family": self.family, "seed": self.seed,
-               **{f"n_{s}": self.sizes[s] for s in SPLITS},
+               **{f"n_{s}": recorded[s] for s in SPLITS},
                "params": self.params, "block_size": BLOCK_SIZE}
         if self.preset:
             out["preset"] = self.preset
@@ -64,8 +74,8 @@ def build_spec(family_name: str, given: dict, preset: str | None = None) -> Spec
     given = dict(given)
     common = resolve(COMMON_PARAMS, {p.name: given.pop(p.name, None) for p in COMMON_PARAMS})
     params = resolve(family.params, given, family.check)
-    sizes = family.split_sizes(params, {s: common[f"n_{s}"] for s in SPLITS})
-    return Spec(family_name, common["seed"], sizes, params, preset)
+    samples = family.split_sizes(params, {s: common[f"n_{s}"] for s in SPLITS})
+    return Spec(family_name, common["seed"], family.rows(params, samples), params, preset, samples)
 
 
 def spec_from_dict(spec: dict) -> Spec:
@@ -88,8 +98,34 @@ def _blocks(n: int) -> Iterator[tuple[int, int, int]]:
         yield block, start, min(n, start + BLOCK_SIZE)
 
 
+def _worker_init(parent: int) -> None:
+    """Make a pool worker die with the generation, whatever stops it.
+
+    Ctrl-C reaches the whole process group: workers ignore it and the parent, unwinding,
+    terminates them. SIGTERM (what ``Pool.terminate`` sends) gets its default action, even
+    where a forked worker inherited the parent's handler. On Linux a worker is also sent
+    SIGTERM when the parent dies without unwinding (SIGKILL), instead of being orphaned.
+    """
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    for name in ("SIGTERM", "SIGHUP"):
+        if hasattr(signal, name):
+            signal.signal(getattr(signal, name), signal.SIG_DFL)
+    if sys.platform.startswith("linux"):
+        try:
+            ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
+        except (OSError, AttributeError):  # pragma: no cover - no libc prctl: best effort
+            pass
+    if os.getppid() != parent:  # the parent died before prctl took effect
+        os._exit(1)
+
+
 def iter_split(spec: Spec, split: str, workers: int = 1) -> Iterator[tuple[int, dict]]:
-    """Yield ``(start, arrays)`` for each block of a split, in order."""
+    """Yield ``(start, arrays)`` for each block of a split, in order.
+
+    With ``workers > 1`` blocks are drawn by a process pool; leaving the generator early
+    (an exception, Ctrl-C, SIGTERM unwinding as SystemExit, or ``close()``) terminates the
+    workers at once rather than waiting for the blocks in flight.
+    """
     family = get_family(spec.family)
     n = spec.sizes[split]
     plan = family.plan(spec.params, split, n, plan_rng(spec.seed, split)) if family.plan else None
@@ -98,15 +134,14 @@ def iter_split(spec: Spec, split: str, workers: int = 1) -> Iterator[tuple[int, 
         for job in jobs:
             yield job[5], _draw_block(*job)
         return
-    with ProcessPoolExecutor(max_workers=workers) as pool:
+    # Pool.__exit__ calls terminate(): the workers are killed, not waited for.
+    with multiprocessing.Pool(workers, initializer=_worker_init, initargs=(os.getpid(),)) as pool:
         # Keep a bounded number of blocks in flight so memory stays flat on big splits.
-        pending = [pool.submit(_draw_block, *job) for job in jobs[: 2 * workers]]
+        pending = deque(pool.apply_async(_draw_block, job) for job in jobs[: 2 * workers])
         for i, job in enumerate(jobs):
-            result = pending[i].result()
-            pending[i] = None
-            nxt = i + 2 * workers
-            if nxt < len(jobs):
-                pending.append(pool.submit(_draw_block, *jobs[nxt]))
+            result = pending.popleft().get()
+            if i + 2 * workers < len(jobs):
+                pending.append(pool.apply_async(_draw_block, jobs[i + 2 * workers]))
             yield job[5], result
 
 
@@ -135,15 +170,18 @@ def write_dataset(spec: Spec, out: str | os.PathLike, *, force: bool = False, wo
     oracle_scores = []
     with DatasetWriter(out, attrs, force=force) as writer:
         for split in SPLITS:
-            for start, arrays in iter_split(spec, split, workers):
-                if start == 0:
-                    writer.create_split(split, spec.sizes[split], arrays,
-                                        {"targets": {"names": target_names}})
-                writer.write(split, start, arrays)
-                if split == "test" and optimum is None and family.oracle is not None:
-                    oracle_scores.append(family.oracle(spec.params, arrays))
-                if progress is not None:
-                    progress(len(arrays["images"]))
+            # closing(): an interruption in this loop's body stops the split's workers now,
+            # not when the suspended generator is garbage-collected.
+            with closing(iter_split(spec, split, workers)) as blocks:
+                for start, arrays in blocks:
+                    if start == 0:
+                        writer.create_split(split, spec.sizes[split], arrays,
+                                            {"targets": {"names": target_names}})
+                    writer.write(split, start, arrays)
+                    if split == "test" and optimum is None and family.oracle is not None:
+                        oracle_scores.append(family.oracle(spec.params, arrays))
+                    if progress is not None:
+                        progress(len(arrays["images"]))
         if oracle_scores:
             writer.attrs["optimum"] = json.dumps(
                 oracle_optimum(family.task, np.concatenate(oracle_scores)).as_dict())

@@ -41,3 +41,17 @@ def test_spec_attribute_regenerates_the_same_bytes(tmp_path):
     second = tmp_path / "b.h5"
     write_dataset(spec_from_dict(spec), second)
     assert first.read_bytes() == second.read_bytes()
+
+
+def test_an_augmented_file_records_the_requested_sizes_and_regenerates_byte_for_byte(tmp_path):
+    first = tmp_path / "a.h5"
+    given = {"n_train": 5, "n_val": 2, "n_test": 2, "render_size": 32, "output_size": 8,
+             "augment_copies": 2}
+    write_dataset(build_spec("patches", given), first)
+    with h5py.File(first, "r") as f:
+        spec = json.loads(f.attrs["spec"])
+        assert f["train/images"].shape[0] == 15  # 5 originals, each followed by 2 copies
+    assert (spec["n_train"], spec["params"]["augment_copies"]) == (5, 2)
+    second = tmp_path / "b.h5"
+    write_dataset(spec_from_dict(spec), second)
+    assert first.read_bytes() == second.read_bytes()

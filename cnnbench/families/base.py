@@ -60,6 +60,8 @@ class Family:
     # (classification) or its squared error (regression). The generator averages it over
     # the test split and records the result as an *estimated* optimum.
     oracle: Callable[[dict, dict], np.ndarray] | None = None
-    # The split sizes written, from the params and the requested {"train": n_train, ...}:
-    # a grid layout imposes its own, augmented copies multiply train.
+    # The split sizes in samples, from the params and the requested {"train": n_train, ...}:
+    # a grid layout imposes its own. They are what the spec records as n_train, n_val, n_test.
     split_sizes: Callable[[dict, dict], dict] = field(default=lambda params, requested: requested)
+    # The rows written per split, from the split sizes: augmented copies multiply train.
+    rows: Callable[[dict, dict], dict] = field(default=lambda params, sizes: sizes)

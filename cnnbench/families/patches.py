@@ -260,9 +260,9 @@ def _copies(p: dict, split: str) -> int:
     return p["augment_copies"] if split == "train" else 0
 
 
-def _split_sizes(p: dict, requested: dict) -> dict:
+def _rows(p: dict, sizes: dict) -> dict:
     """Train grows to n_train * (K + 1) rows: each original followed by its K copies."""
-    return {**requested, "train": requested["train"] * (p["augment_copies"] + 1)}
+    return {**sizes, "train": sizes["train"] * (p["augment_copies"] + 1)}
 
 
 def _plan(p: dict, split: str, n: int, rng: np.random.Generator) -> np.ndarray:
@@ -346,6 +346,6 @@ FAMILY = Family(
     check=_check,
     plan=_plan,
     optimum=_optimum,
-    split_sizes=_split_sizes,
+    rows=_rows,
     small={"render_size": 48, "output_size": 16, "label_noise": 2.0, "bubbles": 2, "glare": 0.5},
 )
