@@ -9,8 +9,11 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import re
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Iterator
 
 import h5py
 import numpy as np
@@ -62,10 +65,32 @@ class DatasetWriter:
         self._file: h5py.File | None = None
 
     def __enter__(self) -> "DatasetWriter":
-        self._file = h5py.File(self.tmp, "w", track_order=True)
-        for split in SPLITS:
-            self._file.create_group(split)
+        # Anything that stops us here, SystemExit from SIGTERM included, removes what was made.
+        try:
+            with self._writing():
+                self._file = h5py.File(self.tmp, "w", track_order=True)
+                for split in SPLITS:
+                    self._file.create_group(split)
+        except BaseException:
+            self._discard()
+            raise
         return self
+
+    @contextmanager
+    def _writing(self) -> Iterator[None]:
+        """Turn h5py's OS errors (errno text inside a long message) into one line naming the file."""
+        try:
+            yield
+        except OSError as exc:
+            raise ParamError(f"cannot write {str(self.path)!r}: {_os_reason(exc)}") from None
+
+    def _discard(self) -> None:
+        try:
+            if self._file is not None:
+                self._file.close()
+        finally:
+            if self.tmp.is_file():
+                self.tmp.unlink()
 
     def create_split(self, split: str, n: int, block: dict, attrs: dict[str, dict]) -> None:
         """Create the split's arrays with the dtypes and trailing shapes of a first block."""
@@ -73,10 +98,11 @@ class DatasetWriter:
         for name, array in block.items():
             row_bytes = max(1, array[:1].nbytes)
             chunk_rows = int(max(1, min(n, CHUNK_BYTES // row_bytes)))
-            ds = group.create_dataset(name, shape=(n,) + array.shape[1:], dtype=array.dtype,
-                                      chunks=(chunk_rows,) + array.shape[1:], **COMPRESSION)
-            for key, value in attrs.get(name, {}).items():
-                ds.attrs[key] = value
+            with self._writing():
+                ds = group.create_dataset(name, shape=(n,) + array.shape[1:], dtype=array.dtype,
+                                          chunks=(chunk_rows,) + array.shape[1:], **COMPRESSION)
+                for key, value in attrs.get(name, {}).items():
+                    ds.attrs[key] = value
             self._hashes[(split, name)] = hashlib.sha256()
 
     def write(self, split: str, start: int, block: dict) -> None:
@@ -84,7 +110,8 @@ class DatasetWriter:
         group = self._file[split]
         for name, array in block.items():
             array = np.ascontiguousarray(array)
-            group[name][start:start + len(array)] = array
+            with self._writing():
+                group[name][start:start + len(array)] = array
             self._hashes[(split, name)].update(array.tobytes())
 
     def fingerprint(self) -> str:
@@ -98,20 +125,29 @@ class DatasetWriter:
         return outer.hexdigest()
 
     def __exit__(self, exc_type, exc, tb) -> None:
+        # Any exception, BaseException included (Ctrl-C, SIGTERM/SIGHUP unwinding as
+        # SystemExit), lands in the finally: the temporary file never outlives the writer.
         try:
             if exc_type is None:
-                root = self._file.attrs
-                root["format_version"] = FORMAT_VERSION
-                for key, value in self.attrs.items():
-                    root[key] = value
-                root["fingerprint"] = self.fingerprint()
-                root["cnnbench_version"] = __version__
-            self._file.close()
-            if exc_type is None:
+                with self._writing():
+                    root = self._file.attrs
+                    root["format_version"] = FORMAT_VERSION
+                    for key, value in self.attrs.items():
+                        root[key] = value
+                    root["fingerprint"] = self.fingerprint()
+                    root["cnnbench_version"] = __version__
+                    self._file.close()
                 os.replace(self.tmp, self.path)
         finally:
-            if self.tmp.exists():
-                self.tmp.unlink()
+            self._discard()
+
+
+def _os_reason(exc: OSError) -> str:
+    """The operating system's words for an OSError, also out of h5py's long messages."""
+    if exc.strerror:
+        return exc.strerror
+    found = re.search(r"error message = '([^']*)'", str(exc))
+    return found.group(1) if found else str(exc)
 
 
 def compute_fingerprint(path: str | os.PathLike) -> str:
@@ -162,8 +198,12 @@ class Dataset:
     def split_size(self, split: str) -> int:
         return self.shapes[split]["images"][0]
 
-    def load(self, split: str, names: list[str] | None = None) -> dict[str, np.ndarray]:
-        """Read whole arrays of one split into memory (one read per array, never per item)."""
+    def load(self, split: str, names: list[str] | None = None,
+             rows: int | None = None) -> dict[str, np.ndarray]:
+        """Read whole arrays of one split into memory (one read per array, never per item).
+
+        ``rows``: only the first ``rows`` samples of each array.
+        """
         with _open(self.path) as f:
             group = f[split]
             names = list(group) if names is None else names
@@ -171,10 +211,14 @@ class Dataset:
             if missing:
                 raise FormatError(f"{self.path}: split {split!r} has no {missing[0]!r} array"
                                   + (" (a public file withholds test targets)" if self.public else ""))
-            try:
-                return {n: group[n][()] for n in names}
-            except OSError:
-                raise FormatError(f"{self.path}: {split}/{names} cannot be read (truncated or corrupt?)") from None
+            out = {}
+            for name in names:
+                try:
+                    out[name] = group[name][()] if rows is None else group[name][:rows]
+                except OSError:
+                    raise FormatError(f"{self.path}: array {split}/{name} cannot be read "
+                                      "(truncated or corrupt?)") from None
+            return out
 
 
 def _decode(value):
@@ -193,9 +237,10 @@ def open_dataset(path: str | os.PathLike) -> Dataset:
         attrs = {k: _decode(v) for k, v in f.attrs.items()}
         if "format_version" not in attrs:
             raise FormatError(f"{path}: not a cnnbench dataset (no format_version attribute)")
-        if attrs["format_version"] != FORMAT_VERSION:
-            raise FormatError(f"{path}: format version {attrs['format_version']} is not supported "
-                              f"(this cnnbench reads version {FORMAT_VERSION})")
+        version = attrs["format_version"]
+        if isinstance(version, bool) or version != FORMAT_VERSION:  # repr: the string "1" is not 1
+            raise FormatError(f"{path}: format version {version!r} is not supported "
+                              f"(this cnnbench reads version {FORMAT_VERSION}, an integer)")
         required = ("family", "task", "spec", "fingerprint", "cnnbench_version")
         missing = [k for k in required if k not in attrs]
         if missing:

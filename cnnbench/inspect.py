@@ -12,7 +12,9 @@ from .h5format import SPLITS, Dataset, open_dataset
 def _target_stats(dataset: Dataset, targets: np.ndarray) -> dict:
     if dataset.task == "classification":
         counts = np.bincount(targets, minlength=dataset.num_classes)
-        return {"class_counts": {name: int(c) for name, c in zip(dataset.target_names, counts)}}
+        # Every class counted, named where the file's ``names`` attribute says how.
+        names = dataset.target_names + [f"class {k}" for k in range(len(dataset.target_names), len(counts))]
+        return {"class_counts": {name: int(c) for name, c in zip(names, counts)}}
     stats = {}
     for k, name in enumerate(dataset.target_names or [f"t{k}" for k in range(targets.shape[1])]):
         column = targets[:, k].astype(np.float64)

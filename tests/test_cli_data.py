@@ -2,6 +2,11 @@
 
 import json
 import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
 
 import h5py
 import numpy as np
@@ -113,6 +118,20 @@ def test_unwritable_folder(tmp_path, monkeypatch):
         folder.chmod(0o700)
 
 
+def test_file_creation_refused_by_the_system_is_one_line(tmp_path, monkeypatch):
+    # What root sees in a folder it cannot write (a read-only mount): os.access says yes,
+    # then HDF5 fails with a long message holding the errno.
+    def refuse(name, *args, **kwargs):
+        raise OSError(f"Unable to synchronously create file (unable to open file: name = '{name}', "
+                      "errno = 30, error message = 'Read-only file system', flags = 13, o_flags = 242)")
+
+    monkeypatch.setattr("cnnbench.h5format.h5py.File", refuse)
+    out = tmp_path / "x.h5"
+    result = run("generate", "lines", "--out", out)
+    assert_one_line_error(result, f"cannot write '{out}': Read-only file system")
+    assert "errno" not in result.output and list(tmp_path.iterdir()) == []
+
+
 def test_interrupted_generation_leaves_nothing(tmp_path, monkeypatch):
     real_draw = generate_module._draw_block
     calls = []
@@ -153,6 +172,72 @@ def test_truncated_and_foreign_hdf5_files(lines_file, tmp_path):
     assert_one_line_error(run("info", foreign), "not a cnnbench dataset")
 
 
+def _copy(path, tmp_path, name="copy.h5"):
+    out = tmp_path / name
+    out.write_bytes(path.read_bytes())
+    return out
+
+
+def _corrupt_chunk(path, array):
+    """Overwrite the stored bytes of ``array``'s first chunk: the file opens, that read fails."""
+    with h5py.File(path, "r") as f:
+        info = f[array].id.get_chunk_info(0)
+    with open(path, "r+b") as raw:
+        raw.seek(info.byte_offset)
+        raw.write(b"\xff" * info.size)
+
+
+def test_a_corrupt_chunk_is_one_line_naming_the_file_and_the_array(lines_file, tmp_path):
+    broken = _copy(lines_file, tmp_path)
+    _corrupt_chunk(broken, "train/images")
+    assert_one_line_error(run("show", broken, "--out", tmp_path / "g.png"),
+                          f"{broken}: array train/images cannot be read (truncated or corrupt?)")
+    _corrupt_chunk(broken, "train/targets")
+    assert_one_line_error(run("info", broken), f"{broken}: array train/targets cannot be read")
+    assert not (tmp_path / "g.png").exists()
+
+
+def test_a_format_version_of_another_type_is_shown_as_such(lines_file, tmp_path):
+    odd = _copy(lines_file, tmp_path)
+    with h5py.File(odd, "r+") as f:
+        f.attrs["format_version"] = "1"
+    assert_one_line_error(run("info", odd), "format version '1' is not supported (this cnnbench reads version 1")
+
+
+def test_show_and_info_without_target_names(lines_file, tmp_path):
+    unnamed = _copy(lines_file, tmp_path)
+    with h5py.File(unnamed, "r+") as f:
+        for split in ("train", "val", "test"):
+            del f[split]["targets"].attrs["names"]
+    result = run("show", unnamed, "--out", tmp_path / "g.png")
+    assert result.exit_code == 0, result.output
+    counts = json.loads(run("info", unnamed, "--json").output)["splits"]["train"]["class_counts"]
+    assert set(counts) == {"class 0", "class 1"} and sum(counts.values()) == 30
+
+
+def _cell_width(png, columns):
+    from PIL import Image
+
+    with Image.open(png) as image:
+        return image.width / columns
+
+
+def test_show_cells_hold_their_labels_and_small_images_are_enlarged(tmp_path):
+    from PIL import Image, ImageDraw
+
+    patches = tmp_path / "p.h5"
+    assert run("generate", "patches", "--out", patches, "--render-size", 32, "--output-size", 16,
+               "--n-train", 4, "--n-val", 2, "--n-test", 2, "-q").exit_code == 0
+    assert run("show", patches, "--out", tmp_path / "p.png", "-n", 4).exit_code == 0
+    label = "concentration=000.0"  # the widest a label in 80..350 gets
+    assert _cell_width(tmp_path / "p.png", 2) >= ImageDraw.Draw(Image.new("RGB", (1, 1))).textlength(label)
+    boxes = tmp_path / "b.h5"
+    assert run("generate", "boxes", "--out", boxes, "--size", 64, "--n-train", 4, "--n-val", 2,
+               "--n-test", 2, "-q").exit_code == 0
+    assert run("show", boxes, "--out", tmp_path / "b.png", "-n", 4).exit_code == 0
+    assert _cell_width(tmp_path / "b.png", 2) >= 2 * 64  # drawn at 2x: the cross does not hide a square
+
+
 def _all_commands(group, prefix=()):
     for name, command in group.commands.items():
         yield prefix + (name,), command
@@ -165,3 +250,95 @@ def test_every_command_has_help():
         assert (command.help or "").strip(), f"{' '.join(path)} has no help text"
         result = run(*path, "--help")
         assert result.exit_code == 0 and "Usage:" in result.output, path
+
+
+# The child draws block 0 at once, then stalls in every later block: a signal then lands
+# midway, with the output's temporary file open and (with --workers 2) blocks in flight.
+SLOW_CHILD = """
+import multiprocessing, sys, time
+multiprocessing.set_start_method("fork", force=True)  # workers inherit the stalling draw
+from cnnbench import generate
+real_draw = generate._draw_block
+def stalling_draw(*job):
+    if job[4] > 0:
+        time.sleep(120)
+    return real_draw(*job)
+generate._draw_block = stalling_draw
+from cnnbench.cli import main
+main(sys.argv[1:])
+"""
+
+
+def _children(pid):
+    """Live (not zombie) processes whose parent is ``pid``, from /proc."""
+    found = []
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        if int(fields[1]) == pid and fields[0] != "Z":
+            found.append(int(stat.parent.name))
+    return found
+
+
+def _alive(pid):
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] != "Z"
+    except OSError:
+        return False
+
+
+@pytest.fixture
+def slow_generation(tmp_path):
+    """Start the stalling generation with N workers; whatever the test does, kill what is left."""
+    started = []
+
+    def start(workers):
+        out = tmp_path / "x.h5"
+        child = subprocess.Popen([sys.executable, "-c", SLOW_CHILD, "generate", "lines", "--out", str(out),
+                                  "--size", "4", "--n-train", str(6 * 1024), "--workers", str(workers), "-q"],
+                                 stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+        started.append(child.pid)
+        deadline = time.monotonic() + 60
+        while not (any(p.name.startswith(".x.h5.tmp") for p in tmp_path.iterdir())
+                   and len(_children(child.pid)) >= (workers if workers > 1 else 0)):
+            assert child.poll() is None and time.monotonic() < deadline, child.communicate()
+            time.sleep(0.05)
+        time.sleep(0.3)  # block 0 written, the next ones stalled
+        started.extend(_children(child.pid))
+        return child, started[1:]
+
+    yield start
+    for pid in started:
+        if _alive(pid):
+            os.kill(pid, signal.SIGKILL)
+
+
+needs_proc = pytest.mark.skipif(not Path("/proc/self/stat").exists() or os.name != "posix",
+                                reason="POSIX signals and /proc")
+
+
+@needs_proc
+@pytest.mark.parametrize("workers, signum", [(1, signal.SIGHUP), (2, signal.SIGTERM), (2, signal.SIGHUP)])
+def test_a_signal_midway_removes_the_temporary_file_and_stops_the_workers(tmp_path, slow_generation,
+                                                                         workers, signum):
+    child, workers_seen = slow_generation(workers)
+    assert len(workers_seen) == (workers if workers > 1 else 0)
+    child.send_signal(signum)
+    # Promptly: the blocks in flight (stalled for minutes) are not waited for.
+    assert child.wait(timeout=20) == 128 + signum
+    assert list(tmp_path.iterdir()) == []
+    assert not any(_alive(pid) for pid in workers_seen)
+
+
+@needs_proc
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="parent-death signal is Linux's")
+def test_workers_die_with_a_killed_parent(slow_generation):
+    child, workers_seen = slow_generation(2)
+    child.kill()  # no unwinding at all
+    child.wait(timeout=20)
+    deadline = time.monotonic() + 10
+    while any(_alive(pid) for pid in workers_seen):
+        assert time.monotonic() < deadline, "workers outlived their parent"
+        time.sleep(0.05)
