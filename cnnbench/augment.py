@@ -56,6 +56,8 @@ def rotate(x: torch.Tensor, degrees: torch.Tensor, shift: torch.Tensor | None = 
     Corners uncovered by the turn take ``padding_mode`` ("border", "reflection" or "zeros").
     """
     n = x.shape[0]
+    if n == 0:  # affine_grid refuses an empty batch; there is nothing to turn
+        return x
     theta = torch.deg2rad(degrees.to(device=x.device, dtype=x.dtype))
     cos, sin = torch.cos(theta), torch.sin(theta)
     # affine_grid maps output coordinates (x right, y down, in [-1, 1]) to input ones: the
@@ -108,6 +110,8 @@ class Augment:
         if not x.is_floating_point() or x.ndim != 4:
             raise ValueError(f"augment: expected a float (N, C, H, W) tensor, got {x.dtype} {tuple(x.shape)}")
         n = x.shape[0]
+        if n == 0:  # an empty batch comes back unchanged, and draws nothing from the generator
+            return x
         if self.dihedral:
             ops = torch.randint(0, 8, (n,), generator=generator, device=generator.device)
             x = dihedral(x, ops)

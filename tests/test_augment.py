@@ -73,3 +73,12 @@ def test_bad_input_is_refused():
         Augment()(torch.zeros(2, 3, 4, 4, dtype=torch.uint8), torch.Generator())
     with pytest.raises(ValueError, match="square"):
         dihedral(torch.zeros(2, 1, 4, 5), torch.zeros(2, dtype=torch.int64))
+
+
+def test_an_empty_batch_comes_back_unchanged():
+    empty = torch.zeros(0, 3, 12, 12)
+    g = torch.Generator().manual_seed(0)
+    out, targets = augment_batch(empty, torch.zeros(0, 1), g)
+    assert out.shape == (0, 3, 12, 12) and targets.shape == (0, 1)
+    assert rotate(empty, torch.zeros(0)).shape == empty.shape
+    assert torch.equal(torch.rand(1, generator=g), torch.rand(1, generator=torch.Generator().manual_seed(0)))
