@@ -6,7 +6,7 @@ registered here once with what it applies to. The files, by the seed advice they
 - ``reference.py``: majority class / mean target, ridge on pixels (seed 001's "it is linear").
 - ``seed000_two_filter_cnn.py``: seed 000's net reproduced (softmax twice, raw pixels, SGD
   1e-3) and its corrected recipe.
-- ``seed001_coordinate_cnn.py``: seed 001's CNN reproduced (Adam 0.01, raw pixel targets)
+- ``seed001_coordinate_cnn.py``: seed 001's CNN reproduced (Adam 0.01, unscaled pixel targets)
   and its corrected recipe.
 - ``mlp.py``: one hidden layer (seed 001's answer).
 - ``coordconv.py``: CoordConv (Liu et al. 2018) and the same CNN without coordinates.

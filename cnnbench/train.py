@@ -127,8 +127,9 @@ class Recipe:
         the generator given.
     decode : callable(outputs) -> predictions, or None
         Class ids (N,) or values (N x targets, scaled). Default: argmax, or the outputs.
-    target_scaling : "standard" or "none"
-        Regression only: standardise targets with the train split's mean and std.
+    target_scaling : "standard", "centre" or "none"
+        Regression only: standardise targets with the train split's mean and std; or only
+        subtract the mean (units kept); or train on the raw targets.
     epochs, batch_size : int
     fit : callable(train: Split, val: Split) -> None, or None
         A closed-form fit (reference predictors, ridge) used *instead of* gradient
@@ -160,8 +161,9 @@ def as_recipe(made, info: DataInfo) -> Recipe:
     else:
         raise CnnbenchError(f"a model factory must return a torch.nn.Module or a cnnbench Recipe, "
                             f"not {type(made).__name__}")
-    if recipe.target_scaling not in ("standard", "none"):
-        raise ParamError(f"target_scaling: {recipe.target_scaling!r} is not 'standard' or 'none'")
+    if recipe.target_scaling not in TARGET_SCALINGS:
+        raise ParamError(f"target_scaling: {recipe.target_scaling!r} is not one of "
+                         f"{', '.join(map(repr, TARGET_SCALINGS))}")
     if recipe.epochs < 1 or recipe.batch_size < 1:
         raise ParamError(f"epochs ({recipe.epochs}) and batch_size ({recipe.batch_size}) must be >= 1")
     return recipe
@@ -191,6 +193,9 @@ class Split:
             yield self.preprocess(self.images[idx]), self.targets[idx]
 
 
+TARGET_SCALINGS = ("standard", "centre", "none")
+
+
 @dataclass
 class TargetScaler:
     """Per-column standardisation of regression targets, and its inverse."""
@@ -203,6 +208,8 @@ class TargetScaler:
         y = y.reshape(len(y), -1).astype(np.float64)
         if kind == "none":
             return cls(np.zeros(y.shape[1]), np.ones(y.shape[1]))
+        if kind == "centre":  # the mean taken off, units kept (boxes: pixel offsets)
+            return cls(y.mean(axis=0), np.ones(y.shape[1]))
         std = y.std(axis=0)
         return cls(y.mean(axis=0), np.where(std > 0, std, 1.0))
 

@@ -138,22 +138,26 @@ def test_figures_are_checked_from_records():
     from cnnbench.records import RunRecord
     from cnnbench.suite import check_figures, render_report
 
-    def rec(name, preset, score, seed=0, task="classification", r2=0.5):
+    def rec(name, preset, score, seed=0, task="classification", r2=0.5, spread=16.0):
         metrics = ({"accuracy": score, "per_class_accuracy": [score, score]} if task == "classification"
                    else {"rmse": score, "mse": score ** 2, "mae": score, "r2": r2})
+        diagnostics = {} if task == "classification" else {"prediction_std": [spread, spread],
+                                                           "target_std": [16.0, 16.0]}
         return RunRecord(name=name, source="baseline", fingerprint="f" * 64, family="x", task=task,
-                         metrics=metrics, preset=preset, seed=seed, wall_time_s=1.0, params=10)
+                         metrics=metrics, preset=preset, seed=seed, wall_time_s=1.0, params=10,
+                         diagnostics=diagnostics)
 
     records = ([rec("seed000-repro", "lines-3x3", 0.5, s) for s in range(9)]
                + [rec("seed000-repro", "lines-3x3", 5 / 6, 9)]
                + [rec("seed000-fix", "lines-3x3", 1.0, s) for s in range(10)]
-               + [rec("seed001-repro", "boxes-64", 16.0, s, "regression", r2=0.0 if s < 7 else 0.9)
-                  for s in range(10)])
+               + [rec("seed001-repro", "boxes-64", 16.0, s, "regression", r2=0.0 if s < 7 else 0.9,
+                      spread=0.0 if s < 6 else 16.0) for s in range(10)])
     figs = {f.claim: f for f in check_figures(records, total_wall_s=600)}
     repro = figs["seed 000 reproduction never reaches 1.0 over 10 seeds, mean <= 0.6"]
     assert repro.met is True and repro.measured == "0 of 10 seeds reach 1.0; mean accuracy 0.533"
     assert figs["seed 000 fix reaches 1.0 on all 10 seeds"].met is True
-    assert "7 of 10 seeds collapse" in figs["seed 001 reproduction collapses to the mean on most of 10 seeds"].measured
+    # Seed 6 has R² 0 but predictions as spread as the targets: poor, not collapsed.
+    assert "6 of 10 seeds collapse" in figs["seed 001 reproduction collapses to the mean on most of 10 seeds"].measured
     assert figs["best test accuracy >= 0.99"].met is None  # lines-16 not run
     text = render_report(records, 600.0, {"lines-3x3": {"value": 1.0, "exact": True, "why": "clean"}})
     assert "| lines-3x3 |" in text and "not run" in text and "Known optimum: accuracy 1.0000" in text
@@ -181,3 +185,26 @@ def test_hard_rung_figure_needs_spread_between_baselines_and_room_above_the_floo
     assert hard(ranked[:1] + [rec("mlp", "boxes-64-hard", 2.5)], 0.02).met is False  # only 2.5x apart
     assert hard(ranked, 0.9).met is False  # best within 1.5x of the floor
     assert hard(ranked[:1], 0.02).met is None  # one baseline: nothing to rank
+
+
+def test_report_solved_share_is_against_the_optimum_and_hand_notes_are_kept(tmp_path):
+    from cnnbench.records import RunRecord
+    from cnnbench.suite import NOTES_MARKER, kept_notes, render_report
+
+    records = [RunRecord(name="seed000-repro", source="baseline", fingerprint="f" * 64, family="lines",
+                         task="classification", metrics={"accuracy": a}, preset="lines-3x3", seed=s)
+               for s, a in enumerate([0.5, 5 / 6, 5 / 6])]
+    optimum = {"lines-3x3": {"value": 1.0, "exact": True, "why": "clean"}}
+    text = render_report(records, 60.0, optimum, whole_suite=False)
+    # No seed reached the optimum 1.0: 0 %, not the share reaching this row's own best.
+    row = next(line for line in text.splitlines() if line.startswith("| seed000-repro |"))
+    assert row.split(" | ")[6] == "0%"
+    assert "whole suite under 20 minutes" not in text  # a narrower run claims no suite time
+    assert "| 0.1925 |" in row  # sample std of (0.5, 5/6, 5/6), as on the leaderboard
+
+    report = tmp_path / "results.md"
+    report.write_text("# Results\nold tables\n\n" + NOTES_MARKER + "\n## Notes\nwritten by hand\n")
+    rewritten = render_report(records, 60.0, optimum, kept=kept_notes(report))
+    assert "old tables" not in rewritten
+    assert rewritten.endswith(NOTES_MARKER + "\n## Notes\nwritten by hand\n")
+    assert kept_notes(tmp_path / "missing.md") == ""

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import sys
+import shlex
 import time
 from pathlib import Path
 
@@ -247,9 +248,17 @@ def suite(full, rungs, preset_names, names, data_dir, seeds, dry_run, report, ep
         if not quiet:
             click.echo("")
             click.echo(render_fingerprints(board, list(dict.fromkeys(fingerprints))))
-    command = "cnnbench suite" + (" --full" if full else "") + (f" --seeds {seeds}" if seeds else "")
     if report:
-        write_text(report, lib.render_report(records, total_s, optimum, command))
+        # The command as given, so the report says what it measured; the 20-minute figure is
+        # about the whole --full suite, so a narrower run does not claim it.
+        args = ((["--full"] if full else []) + (["--rungs", rungs] if rungs else [])
+                + [a for p in preset_names for a in ("--preset", p)]
+                + [a for n in names for a in ("-b", n)] + (["--seeds", seeds] if seeds else [])
+                + (["--epochs", str(epochs)] if epochs else []))
+        whole = full and not (rungs or preset_names or names or seeds or epochs)
+        command = " ".join(["cnnbench suite", *map(shlex.quote, args)])
+        write_text(report, lib.render_report(records, total_s, optimum, command, whole_suite=whole,
+                                             kept=lib.kept_notes(report)))
         click.echo(f"wrote {report}")
     plural = "s" if len(steps) != 1 else ""
     click.echo(f"suite: {len(records)} runs on {len(steps)} dataset{plural} in {total_s:.0f} s; recorded in {path}")
