@@ -88,7 +88,9 @@ def test_baselines_lists_one_line_each(lines3):
 
     result = invoke("baselines")
     assert result.exit_code == 0
-    assert len(result.output.strip().splitlines()) == len(all_baselines())
+    header, *rows = result.output.strip().splitlines()
+    assert header.split()[:3] == ["name", "qr", "applies"] and len(rows) == len(all_baselines())
+    assert any(r.split()[:4] == ["ridge", "qr", "any", "ridge"] for r in rows)
     only = invoke("baselines", "--dataset", lines3).output
     assert "seed000-repro" in only and "\nmean " not in only
 

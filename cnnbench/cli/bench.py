@@ -172,11 +172,18 @@ def baselines_command(dataset):
     if dataset:
         ds = open_dataset(dataset)
         found = [b for b in found if b.applies_to(ds.family, ds.task)]
-    width = max(len(b.name) for b in found) if found else 10
-    for b in found:
-        marks = ("q" if b.quick else "-") + ("r" if b.source == "reference" else "-")
-        where = ",".join(b.families) if b.families else ",".join(t[:5] for t in b.tasks)
-        click.echo(f"{b.name:<{width}}  {marks}  {where:<12} {b.summary}  [{b.epochs}]")
+    def applies_to(b) -> str:
+        if b.families:
+            return ",".join(b.families)
+        return "any" if len(b.tasks) > 1 else f"any {b.tasks[0]}"
+
+    rows = [(b.name, ("q" if b.quick else "-") + ("r" if b.source == "reference" else "-"),
+             applies_to(b), f"{b.summary}  [{b.epochs}]") for b in found]
+    if not rows:
+        return
+    widths = [max(len(r[i]) for r in rows + [("name", "qr", "applies to", "")]) for i in range(3)]
+    for row in [("name", "qr", "applies to", "what it is  [epochs]")] + rows:
+        click.echo("  ".join(c.ljust(w) for c, w in zip(row[:3], widths)) + "  " + row[3])
 
 
 @main.command()
@@ -203,7 +210,7 @@ def suite(full, rungs, preset_names, names, data_dir, seeds, dry_run, report, ep
     Without flags: the seeds' own tasks (lines-3x3, lines-16, boxes-64, patches-64) with the
     quick baselines, about 2 minutes on 2 CPU cores. --full: the easy and hard rungs and the
     figure presets with every baseline, 10 seeds for the seed reproductions (about 14
-    minutes); the medium rungs run on request (--rungs medium). --report writes the figures.
+    minutes); the medium rungs run on request (--full --rungs medium). --report writes the figures.
 
     \b
       cnnbench suite
