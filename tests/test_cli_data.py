@@ -105,6 +105,52 @@ def test_existing_output_needs_force(lines_file):
     assert lines_file.read_bytes() == before
 
 
+def test_options_before_the_family_name_are_honoured(lines_file, tmp_path):
+    out = _copy(lines_file, tmp_path)
+    result = run("generate", "--force", "--quiet", "--workers", 2, "lines", "--out", out, "--size", 4,
+                 "--n-train", 2100, "--n-val", 4, "--n-test", 4)
+    assert result.exit_code == 0 and result.output == "", result.output
+    with h5py.File(out, "r") as f:
+        assert f["train/images"].shape == (2100, 4, 4, 1)  # overwritten, as --force asked
+
+
+def test_group_workers_are_used(tmp_path, monkeypatch):
+    import cnnbench.cli.data as data
+
+    seen = []
+    monkeypatch.setattr(data, "write_dataset", lambda spec, out, **kw: seen.append(kw["workers"]) or "0" * 64)
+    assert run("generate", "--workers", 3, "lines", "--out", tmp_path / "a.h5", "-q").exit_code == 0
+    assert run("generate", "--workers", 3, "lines", "--out", tmp_path / "b.h5", "--workers", 2, "-q").exit_code == 0
+    assert seen == [3, 2]  # the family's own option wins where both are given
+
+
+@pytest.mark.parametrize("flags, color", [
+    ([], False), (["--color"], True), (["--color", "true"], True), (["--color", "false"], False),
+    (["--color=yes"], True), (["--no-color"], False), (["--color", "--noise", "1"], True),
+])
+def test_boolean_options_work_as_flags_and_take_values(tmp_path, flags, color):
+    out = tmp_path / "b.h5"
+    result = run("generate", "boxes", "--out", out, "--size", 8, "--box-size", 2, "--n-train", 2,
+                 "--n-val", 2, "--n-test", 2, "-q", *flags)
+    assert result.exit_code == 0, result.output
+    with h5py.File(out, "r") as f:
+        assert json.loads(f.attrs["spec"])["params"]["color"] is color
+
+
+def test_a_boolean_and_its_negation_together_are_refused(tmp_path):
+    assert_one_line_error(run("generate", "boxes", "--out", tmp_path / "b.h5", "--color", "--no-color"),
+                          "--color and --no-color contradict each other")
+
+
+def test_every_preset_output_is_checked_before_any_is_written(tmp_path):
+    (tmp_path / "lines-16.h5").write_bytes(b"already here")
+    result = run("generate", "--preset", "lines-3x3", "--preset", "lines-16", "--out-dir", tmp_path)
+    assert_one_line_error(result, "lines-16.h5' already exists")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["lines-16.h5"]
+    result = run("generate", "--preset", "lines-3x3", "--preset", "lines-3x3", "--out-dir", tmp_path, "-q")
+    assert result.exit_code == 0, result.output  # a preset named twice is written once
+
+
 def test_unwritable_folder(tmp_path, monkeypatch):
     folder = tmp_path / "ro"
     folder.mkdir()

@@ -8,10 +8,12 @@ import sys
 from contextlib import contextmanager
 
 import click
+from click.core import ParameterSource
 
 from ..errors import ParamError
 from ..families import FAMILIES
 from ..generate import Spec, build_spec, total_samples, write_dataset
+from ..h5format import check_output_path
 from ..inspect import format_summary, summarize
 from ..params import COMMON_PARAMS, Param
 from ..presets import all_presets, get_preset
@@ -26,9 +28,32 @@ def _show_default(value) -> str:
 
 
 def param_option(param: Param):
-    """A click option for a declared parameter; conversion and checks stay in Param."""
-    return click.option(param.option, param.name, default=None, metavar=param.metavar(),
-                        help=f"{param.help} [default: {_show_default(param.default)}]")
+    """A click option for a declared parameter; conversion and checks stay in Param.
+
+    A boolean works as a flag: ``--color`` alone means true, ``--color false`` still works,
+    and ``--no-color`` means false.
+    """
+    help = f"{param.help} [default: {_show_default(param.default)}]"
+    if param.kind != "bool":
+        return click.option(param.option, param.name, default=None, metavar=param.metavar(), help=help)
+
+    def decorate(f):
+        negative = "--no-" + param.option[2:]
+        f = click.option(negative, f"no_{param.name}", is_flag=True, default=False,
+                         help=f"The same as {param.option} false.")(f)
+        return click.option(param.option, param.name, default=None, is_flag=False, flag_value="true",
+                            metavar="[BOOL]", help=help)(f)
+    return decorate
+
+
+def _negated_flags(params, given: dict) -> dict:
+    """Fold each ``--no-NAME`` flag into NAME = false; refuse both at once."""
+    for p in params:
+        if p.kind == "bool" and given.pop(f"no_{p.name}", False):
+            if given.get(p.name) is not None:
+                raise click.UsageError(f"{p.option} and --no-{p.option[2:]} contradict each other")
+            given[p.name] = False
+    return given
 
 
 def output_options(f):
@@ -37,6 +62,18 @@ def output_options(f):
                      help="Processes drawing blocks in parallel; the bytes do not depend on it.")(f)
     f = click.option("--quiet", "-q", is_flag=True, help="No progress bar or summary line.")(f)
     return f
+
+
+def _with_group_options(ctx, force: bool, workers: int, quiet: bool) -> tuple[bool, int, bool]:
+    """Honour --force, --workers and --quiet given before the family name too.
+
+    ``cnnbench generate --force lines --out x.h5`` parses them as the group's; the family's
+    own (after its name) win where both are given.
+    """
+    group = ctx.parent.params
+    if ctx.get_parameter_source("workers") == ParameterSource.DEFAULT:
+        workers = group["workers"]
+    return force or group["force"], workers, quiet or group["quiet"]
 
 
 @contextmanager
@@ -95,7 +132,7 @@ def generate(ctx, presets, out, out_dir, force, workers, quiet):
     if not presets:
         click.echo(ctx.get_help())
         ctx.exit(2)
-    names = list(all_presets()) if "all" in presets else list(presets)
+    names = list(all_presets()) if "all" in presets else list(dict.fromkeys(presets))
     chosen = [get_preset(name) for name in names]  # unknown names fail before any work
     if out and out_dir or not (out or out_dir):
         raise click.UsageError("give exactly one of --out (one preset) or --out-dir")
@@ -104,6 +141,8 @@ def generate(ctx, presets, out, out_dir, force, workers, quiet):
     if out_dir:
         os.makedirs(out_dir, exist_ok=True)
     specs = [(p.spec(), out or f"{out_dir.rstrip('/')}/{p.name}.h5") for p in chosen]
+    for _, path in specs:  # every output checked before any is written
+        check_output_path(path, force)
     for spec, path in specs:
         _write(spec, path, force, workers, quiet)
 
@@ -113,8 +152,9 @@ def _family_command(family):
 
     @click.pass_context
     def command(ctx, out, force, workers, quiet, **given):
+        given = _negated_flags(options, given)
         spec = build_spec(family.name, {k: v for k, v in given.items() if v is not None})
-        _write(spec, out, force, workers, quiet)
+        _write(spec, out, *_with_group_options(ctx, force, workers, quiet))
 
     command = click.option("--out", required=True, type=click.Path(dir_okay=False),
                            help="Output HDF5 file (written to a temporary name, then renamed).")(command)
