@@ -207,6 +207,9 @@ def test_presets_are_valid_and_ranked():
     (["--size", 8, "--box-size", 8, "--split", "quadrant"], "split: quadrant needs centres on both sides"),
     (["--size", 12, "--box-size", 3, "--margin", 5, "--positions", "grid", "--split", "quadrant"],
      "positions:"),
+    (["--size", 16, "--box-size", 16, "--positions", "grid"],
+     "positions: grid centres are integers, and a 16-px square fits in 16 px only with its centre in 7.5..7.5"),
+    (["--size", 16, "--box-size", 4, "--margin", 8, "--positions", "grid"], "margin: 8 leaves no centre"),
     (["--size", 0], "size: 0 is below the minimum"),
     (["--box-size", 0], "box_size: 0.0 must be greater than 0"),
     (["--box-size", "-2:4"], "box_size: -2.0 must be greater than 0"),
@@ -249,6 +252,15 @@ def test_oracle_recovers_the_centre_without_noise_and_degrades_with_it():
     assert oracle_rmse(size=24, channels=1, box_size=(2.0, 7.0), subpixel=False, noise=0.0) == 0.0
     noisy = [oracle_rmse(**HARD_SMALL, noise=s) for s in (10.0, 40.0)]
     assert 0.001 < noisy[0] < noisy[1] < 0.2  # about noise / (contrast * sqrt(edge pixels))
+
+
+def test_small_noise_free_squares_record_the_oracle_estimate(tmp_path):
+    # Under 2 px no floor follows from the rendering (optimum None): the oracle estimates it.
+    out = tmp_path / "tiny.h5"
+    write_dataset(build_spec("boxes", {"size": 12, "box_size": (1.0, 3.0), "n_train": 4, "n_val": 4,
+                                       "n_test": 50}), out)
+    optimum = json.loads(h5py.File(out, "r").attrs["optimum"])
+    assert optimum["exact"] is False and 0 <= optimum["value"] < 0.1
 
 
 def test_noisy_file_records_the_oracle_as_an_estimated_optimum(tmp_path):

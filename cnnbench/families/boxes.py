@@ -43,7 +43,8 @@ PARAMS = (
     Param("noise", "float", 0.0, "Std of Gaussian pixel noise on the 0..255 scale.", low=0.0),
     Param("subpixel", "bool", True,
           "Continuous centres and sides, rendered anti-aliased; false: integer sides with edges "
-          "on pixel boundaries (crisp squares)."),
+          "on pixel boundaries (crisp squares; on the grid layout, whose centres are integers, "
+          "an even side has half-covered edges)."),
     Param("margin", "int", 0, "Centres stay in [margin, size-1-margin] in both axes.", low=0),
     Param("split", "choice", "uniform",
           "'uniform': every split draws centres from the whole image; 'quadrant': test centres only "
@@ -93,7 +94,7 @@ def _center_limits(p: dict, side):
 
 
 def _threshold(size: int) -> float:
-    """The held-out quadrant is x > t and y > t: for size 64, x >= 32 and y >= 32."""
+    """The held-out quadrant is x > t and y > t: for size 64, x, y > 31.5 (>= 32 on integer centres)."""
     return (size - 1) / 2
 
 
@@ -190,6 +191,12 @@ def _check(p: dict) -> None:
                          f"{p['value'][0]}:{p['value'][1]}: square distractors would look like the target")
     if p["positions"] == "grid":
         n = len(_grid(p))
+        if n == 0 and len(_grid(dict(p, margin=0))) == 0:
+            # Not the margin: the square fits only at half-integer centres (even side, about
+            # as large as the image), and the grid's centres are integers.
+            lo, hi = _center_limits(dict(p, subpixel=True, margin=0), side_hi)
+            raise ParamError(f"positions: grid centres are integers, and a {side_hi:g}-px square fits in "
+                             f"{size} px only with its centre in {lo:g}..{hi:g}")
         if n == 0:
             raise ParamError(f"margin: {p['margin']} leaves no centre for a {side_hi:g}-px square in {size} px")
         sizes = _grid_sizes(p)
