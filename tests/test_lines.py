@@ -60,6 +60,7 @@ def test_noise_dropout_and_distractors_change_the_pixels_as_documented():
 
 @pytest.mark.parametrize("given, match", [
     ({"size": 1}, "size: 1 is below the minimum 2"),
+    ({"size": 100000, "n_train": 2}, "size: 100000 is above the maximum 256"),  # not a MemoryError
     ({"size": 4, "thickness": 5}, "thickness: 5 is larger than the image size 4"),
     ({"n_train": 0}, "n_train: 0"),
     ({"n_test": -3}, "n_test: -3"),
