@@ -87,3 +87,14 @@ def test_full_blocks_do_not_depend_on_split_length():
     longer = build_spec("lines", {"size": 6, "noise": 5.0, "n_train": 2 * BLOCK_SIZE})
     a, b = generate_arrays(spec, "train"), generate_arrays(longer, "train")
     assert np.array_equal(a["images"][:BLOCK_SIZE], b["images"][:BLOCK_SIZE])
+
+
+@pytest.mark.parametrize("name", FAMILY_NAMES)
+def test_several_blocks_give_the_same_bytes_whatever_the_workers(name, tmp_path):
+    # More than one block, so the worker pool really draws them (one block is drawn in-process).
+    spec = small_spec(name, n_train=BLOCK_SIZE + 5, n_val=BLOCK_SIZE + 1)
+    files = []
+    for workers in (1, 2, 3):
+        files.append(tmp_path / f"w{workers}.h5")
+        write_dataset(spec, files[-1], workers=workers)
+    assert files[0].read_bytes() == files[1].read_bytes() == files[2].read_bytes()
