@@ -18,7 +18,14 @@ Only rows with the same dataset fingerprint AND the same protocol version are ra
 seeds give the mean, spread, min/max and the share of seeds that solved the task
 (classification: reached the best accuracy) or collapsed to the mean (regression: test
 R² <= :data:`COLLAPSE_R2`). A seed recorded twice counts once (its latest run). Reference
-predictors (source ``reference``) and the dataset's known optimum are marked rows, not ranked.
+predictors (source ``reference``: closed forms, whatever the seed) count once, their latest run,
+and like the dataset's known optimum are marked rows, not ranked. Tied models share a rank
+(standard competition ranking: 1, 1, 3). A row scoring better than the known optimum is flagged
+(:attr:`Entry.beyond_optimum`): impossible when the optimum is exact, unless the test labels
+leaked.
+
+A missing database file is created only when a run is recorded (:class:`Leaderboard`), so a
+refused command never leaves an empty database behind.
 """
 
 from __future__ import annotations
@@ -39,8 +46,10 @@ DB_ENV = "CNNBENCH_DB"
 DEFAULT_TIMEOUT_S = 30.0
 # A regression seed whose test R² is at most this predicted (about) the mean: seed 001's failure.
 COLLAPSE_R2 = 0.1
-# Scores within this of the best accuracy count as reaching it (floats from different sums).
-SOLVED_TOL = 1e-9
+# Scores this close (relative to their size, at least 1) are equal: floats from different sums.
+# It decides ties, reaching the best accuracy, and scoring better than the optimum.
+SCORE_TOL = 1e-9
+SOLVED_TOL = SCORE_TOL
 
 
 class LeaderboardError(CnnbenchError):
@@ -82,20 +91,22 @@ MIGRATIONS: list[str] = [
 SCHEMA_VERSION = len(MIGRATIONS)
 
 
-def resolve_db_path(db: str | os.PathLike | None = None) -> Path:
-    """The database file: ``db`` if given, else ``$CNNBENCH_DB``, else the user's data folder.
+def default_db_path() -> Path:
+    """``$XDG_DATA_HOME/cnnbench/leaderboard.sqlite`` (default ``~/.local/share/cnnbench/...``)."""
+    base = Path(os.environ.get("XDG_DATA_HOME") or Path.home() / ".local" / "share")
+    return base / "cnnbench" / "leaderboard.sqlite"
 
-    The data folder is ``$XDG_DATA_HOME/cnnbench`` (default ``~/.local/share/cnnbench``); it is
-    created when it is the one chosen.
+
+def resolve_db_path(db: str | os.PathLike | None = None) -> Path:
+    """The database file: ``db`` if given, else ``$CNNBENCH_DB``, else :func:`default_db_path`.
+
+    Nothing is created here: the default folder is made when the first run is recorded.
     """
     if db:
         return Path(db)
     if os.environ.get(DB_ENV):
         return Path(os.environ[DB_ENV])
-    base = Path(os.environ.get("XDG_DATA_HOME") or Path.home() / ".local" / "share")
-    folder = base / "cnnbench"
-    folder.mkdir(parents=True, exist_ok=True)
-    return folder / "leaderboard.sqlite"
+    return default_db_path()
 
 
 # Config entries that describe one run, not the recipe: they do not split a row.
@@ -126,7 +137,12 @@ def _finite(value):
 
 
 class Leaderboard:
-    """A leaderboard database file; opening it creates or migrates the schema.
+    """A leaderboard database file, opened lazily.
+
+    An existing file is opened and checked at once (a corrupt, foreign or newer file fails
+    before any work is done). A missing file is created only when a run is about to be
+    recorded, so a command refused before that point leaves no file behind; until then reads
+    see an empty board.
 
     Parameters
     ----------
@@ -137,30 +153,43 @@ class Leaderboard:
 
     def __init__(self, path: str | os.PathLike, timeout: float = DEFAULT_TIMEOUT_S, create: bool = True):
         self.path = Path(path)
+        self.timeout = timeout
+        self._conn: sqlite3.Connection | None = None
         if self.path.is_dir():
             raise LeaderboardError(f"{self.path}: is a folder, not a leaderboard database")
         if not create and not self.path.exists():
             raise LeaderboardError(f"{self.path}: no leaderboard database here yet (record a run first)")
-        if not self.path.parent.is_dir():
+        if not self.path.parent.is_dir() and self.path != default_db_path():
             raise LeaderboardError(f"{self.path}: folder {str(self.path.parent)!r} does not exist")
+        if self.path.exists():
+            self._connect()
+
+    def _connect(self) -> sqlite3.Connection:
+        """The open connection; the first call opens (creating the file if needed) and migrates."""
+        if self._conn is not None:
+            return self._conn
+        if not self.path.exists():
+            self.path.parent.mkdir(parents=True, exist_ok=True)  # the default folder, on first use
         try:
             # isolation_level=None: we issue BEGIN/COMMIT ourselves, one transaction per write.
-            self._conn = sqlite3.connect(self.path, timeout=timeout, isolation_level=None)
+            conn = sqlite3.connect(self.path, timeout=self.timeout, isolation_level=None)
         except sqlite3.Error as exc:
             raise self._error(exc) from None
+        self._conn = conn
         try:
-            self._conn.execute(f"PRAGMA busy_timeout = {int(timeout * 1000)}")
-            mode = self._conn.execute("PRAGMA journal_mode = WAL").fetchone()[0]
+            conn.execute(f"PRAGMA busy_timeout = {int(self.timeout * 1000)}")
+            mode = conn.execute("PRAGMA journal_mode = WAL").fetchone()[0]
             if mode.lower() != "wal" and self.path.exists() and os.access(self.path, os.W_OK):
                 raise LeaderboardError(f"{self.path}: cannot switch the database to WAL mode ({mode})")
-            self._conn.execute("PRAGMA foreign_keys = ON")
+            conn.execute("PRAGMA foreign_keys = ON")
             self._migrate()
         except sqlite3.Error as exc:
-            self._conn.close()
+            self.close()
             raise self._error(exc) from None
         except LeaderboardError:
-            self._conn.close()
+            self.close()
             raise
+        return conn
 
     # -- plumbing -------------------------------------------------------------------------
 
@@ -215,10 +244,13 @@ class Leaderboard:
             return False
 
     def _write(self) -> "_Transaction":
+        self._connect()
         return Leaderboard._Transaction(self)
 
     def close(self) -> None:
-        self._conn.close()
+        if self._conn is not None:
+            self._conn.close()
+            self._conn = None
 
     def __enter__(self) -> "Leaderboard":
         return self
@@ -238,7 +270,12 @@ class Leaderboard:
         return self.add_many([record], dataset)[0]
 
     def add_many(self, records: list[RunRecord], dataset=None) -> list[int]:
-        """Record several runs (e.g. the seeds of one recipe) in ONE transaction: all or none."""
+        """Record several runs (e.g. the seeds of one recipe) in ONE transaction: all or none.
+
+        Every record is checked before the database is opened: a refused record creates no file.
+        """
+        if not records:
+            return []
         for record in records:
             _check_record(record)
         datasets = {}
@@ -296,8 +333,11 @@ class Leaderboard:
     # -- reading --------------------------------------------------------------------------
 
     def _query(self, sql: str, args: tuple = ()) -> list[tuple]:
+        """Rows of a read; none while the database file does not exist (nothing recorded yet)."""
+        if self._conn is None and not self.path.exists():
+            return []
         try:
-            return self._conn.execute(sql, args).fetchall()
+            return self._connect().execute(sql, args).fetchall()
         except sqlite3.Error as exc:
             raise self._error(exc) from None
 
@@ -317,7 +357,8 @@ class Leaderboard:
         return [(row_id, RunRecord.from_dict(json.loads(text))) for row_id, text in self._query(sql, tuple(args))]
 
     def count(self) -> int:
-        return self._query("SELECT count(*) FROM runs")[0][0]
+        rows = self._query("SELECT count(*) FROM runs")
+        return rows[0][0] if rows else 0
 
     def fingerprints(self, preset: str | None = None) -> list[str]:
         """Fingerprints with at least one run, by preset (or family) name, then first recording."""
@@ -407,7 +448,11 @@ class Entry:
     scores: list = field(default_factory=list)
     solved_share: float | None = None  # classification: share of seeds reaching the best accuracy
     collapsed_share: float | None = None  # regression: share of seeds with test R² <= COLLAPSE_R2
-    gap_to_optimum: float | None = None  # |score - optimum|, where the optimum is known
+    # Where the optimum is known: how far the score falls short of it, in the metric's units
+    # (optimum - score when higher is better, score - optimum when lower is better). Negative:
+    # better than the optimum, impossible when it is exact (a leak or a bug), see beyond_optimum.
+    gap_to_optimum: float | None = None
+    beyond_optimum: bool = False
     params: int | None = None
     config: dict = field(default_factory=dict)
     metrics: dict = field(default_factory=dict)  # mean over seeds of every scalar test metric
@@ -430,10 +475,21 @@ class Board:
     optimum: dict | None
     entries: list[Entry]
     solved_target: float | None = None  # the accuracy a seed must reach to count as solved
+    split_sizes: dict = field(default_factory=dict)  # train/val/test sizes, from the records
 
     @property
     def title(self) -> str:
-        return self.preset or self.family
+        """The preset's name; else family, short fingerprint and split sizes, which tell apart
+        two files made without a preset."""
+        if self.preset:
+            return self.preset
+        sizes = "/".join(str(self.split_sizes[s]) for s in ("train", "val", "test") if s in self.split_sizes)
+        return f"{self.family} {self.fingerprint[:8]}" + (f" ({sizes})" if sizes else "")
+
+    @property
+    def beyond_optimum_rows(self) -> list["Entry"]:
+        """Rows scoring better than the known optimum (a leak, a bug, or an optimistic estimate)."""
+        return [e for e in self.entries if e.beyond_optimum]
 
     def rank_of(self, name: str, source: str | None = None) -> int | None:
         for entry in self.entries:
@@ -469,6 +525,11 @@ def _short(key: str) -> str:
     return hashlib.sha256(key.encode()).hexdigest()[:6]
 
 
+def same_score(a: float, b: float) -> bool:
+    """Equal up to :data:`SCORE_TOL` (relative to the scores' size, at least 1)."""
+    return abs(a - b) <= SCORE_TOL * max(1.0, abs(a), abs(b))
+
+
 def rank(rows: list[tuple[int, RunRecord]], optimum: dict | None = None, preset: str | None = None) -> Board:
     """Group runs of one fingerprint and protocol version into a ranked :class:`Board`.
 
@@ -483,11 +544,13 @@ def rank(rows: list[tuple[int, RunRecord]], optimum: dict | None = None, preset:
     if optimum and optimum.get("metric") != metric:
         optimum = None  # an optimum in another metric is not comparable with this board
 
-    # One group per recipe; within it the latest run of each seed.
+    # One group per recipe; within it the latest run of each seed. Reference predictors are
+    # closed forms that do not depend on the training seed: only their latest run counts.
     groups: dict[tuple, dict] = {}
     for row_id, record in rows:
         key = (record.name, record.source, config_key(record))
-        groups.setdefault(key, {})[record.seed] = (row_id, record)
+        seed = None if record.source == "reference" else record.seed
+        groups.setdefault(key, {})[seed] = (row_id, record)
     names_used: dict[tuple, int] = {}
     for name, source, _ in groups:
         names_used[(name, source)] = names_used.get((name, source), 0) + 1
@@ -514,27 +577,35 @@ def rank(rows: list[tuple[int, RunRecord]], optimum: dict | None = None, preset:
                       params=records[-1].params, config=json.loads(key), metrics=metrics,
                       run_ids=[i for i, _ in runs], notes=records[-1].notes)
         if metric == "accuracy":
-            entry.solved_share = sum(s >= best_accuracy - SOLVED_TOL for s in scores) / len(scores)
+            entry.solved_share = sum(s >= best_accuracy or same_score(s, best_accuracy)
+                                     for s in scores) / len(scores)
         else:
             r2 = [r.metrics.get("r2") for r in records]
             r2 = [v for v in r2 if isinstance(v, (int, float))]
             entry.collapsed_share = sum(v <= COLLAPSE_R2 for v in r2) / len(r2) if r2 else None
         if optimum:
-            entry.gap_to_optimum = abs(entry.score - optimum["value"])
+            gap = optimum["value"] - entry.score if higher else entry.score - optimum["value"]
+            entry.gap_to_optimum = gap
+            entry.beyond_optimum = gap < 0 and not same_score(entry.score, optimum["value"])
         entries.append(entry)
     if optimum:
         entries.append(Entry(kind="optimum", name="known optimum", source="dataset", score=optimum["value"],
                              gap_to_optimum=0.0, notes=optimum.get("why", ""), exact=optimum.get("exact"),
                              n_seeds=0))
 
-    # Best first; the optimum sorts above any model tied with it.
+    # Best first; the optimum sorts above any model tied with it. Standard competition ranking:
+    # tied models share a rank and the next one skips (1, 1, 3).
     sign = -1.0 if higher else 1.0
     entries.sort(key=lambda e: (sign * e.score, e.kind != "optimum", -e.n_seeds, e.name))
-    position = 0
+    position, previous = 0, None
     for entry in entries:
         if entry.kind == "model":
             position += 1
-            entry.rank = position
+            tied = previous is not None and same_score(entry.score, previous.score)
+            entry.rank = previous.rank if tied else position
+            previous = entry
+    sizes = next((r.split_sizes for _, r in reversed(rows) if r.split_sizes), {})
     return Board(fingerprint=first.fingerprint, protocol_version=first.protocol_version,
                  family=first.family, task=first.task, preset=preset or first.preset, metric=metric,
-                 higher_is_better=higher, optimum=optimum, entries=entries, solved_target=best_accuracy)
+                 higher_is_better=higher, optimum=optimum, entries=entries, solved_target=best_accuracy,
+                 split_sizes=dict(sizes))

@@ -67,7 +67,8 @@ def test_timestamp_filled_and_filters(db):
 
 
 def test_schema_version_and_wal(db):
-    Leaderboard(db).close()
+    with Leaderboard(db) as board:
+        board.add(run())
     conn = sqlite3.connect(db)
     assert conn.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION
     assert conn.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
@@ -75,7 +76,8 @@ def test_schema_version_and_wal(db):
 
 
 def test_newer_schema_refused(db):
-    Leaderboard(db).close()
+    with Leaderboard(db) as board:
+        board.add(run())
     conn = sqlite3.connect(db)
     conn.execute(f"PRAGMA user_version = {SCHEMA_VERSION + 1}")
     conn.close()
@@ -95,6 +97,23 @@ def test_bad_record_not_written(db, record, match):
         with pytest.raises(LeaderboardError, match=match):
             board.add(record)
         assert board.count() == 0
+    assert not db.exists()  # a refused record creates no database
+
+
+def test_database_created_only_when_a_run_is_recorded(db):
+    with Leaderboard(db) as board:
+        assert board.count() == 0 and board.runs() == [] and board.boards() == []
+        assert board.fingerprints() == [] and board.dataset_info(FP_A) is None
+        assert board.add_many([]) == []
+        assert not db.exists()
+        board.add(run())
+        assert db.exists() and board.count() == 1
+
+
+def test_existing_bad_database_refused_on_open(db):
+    db.write_bytes(b"not a database " * 300)
+    with pytest.raises(LeaderboardError, match="corrupt or not SQLite"):
+        Leaderboard(db)  # before any work: not at the first write
 
 
 def test_resolve_db_path(tmp_path, monkeypatch):
@@ -105,7 +124,16 @@ def test_resolve_db_path(tmp_path, monkeypatch):
     monkeypatch.setenv("XDG_DATA_HOME", str(tmp_path / "data"))
     path = resolve_db_path(None)
     assert path == tmp_path / "data" / "cnnbench" / "leaderboard.sqlite"
-    assert path.parent.is_dir()
+    assert not (tmp_path / "data").exists()  # made when the first run is recorded
+    with Leaderboard(path) as board:
+        assert board.boards() == [] and not (tmp_path / "data").exists()
+        board.add(run())
+    assert path.is_file()
+
+
+def test_missing_folder_of_a_chosen_path_refused(tmp_path):
+    with pytest.raises(LeaderboardError, match="does not exist"):
+        Leaderboard(tmp_path / "no" / "board.sqlite")
 
 
 # -- bad databases --------------------------------------------------------------------------
@@ -355,3 +383,66 @@ def test_cli_not_a_dataset(db, tmp_path):
 def test_help():
     result = CliRunner().invoke(main, ["leaderboard", "--help"])
     assert result.exit_code == 0 and "--format" in result.output and "--db" in result.output
+
+
+# -- ties, references, the optimum, titles ---------------------------------------------------------
+
+def test_ties_share_a_rank_competition_style(db):
+    with Leaderboard(db) as board:
+        for name, acc in (("b", 1.0), ("a", 1.0), ("c", 0.5), ("d", 0.5), ("e", 0.25)):
+            board.add(run(name=name, score=acc))
+        board.add(run(name="by-a-sum", score=0.1 + 0.2))  # 0.30000000000000004: the same score
+        board.add(run(name="exact", score=0.3))
+        (b,) = board.boards()
+    ranks = {e.name: e.rank for e in b.entries}
+    assert ranks == {"a": 1, "b": 1, "c": 3, "d": 3, "by-a-sum": 5, "exact": 5, "e": 7}
+    assert b.rank_of("b") == 1
+
+
+def test_reference_rows_count_once_whatever_the_seeds(db):
+    with Leaderboard(db) as board:
+        for seed in (0, 3, 5):
+            board.add(run(name="majority", source="reference", seed=seed, score=0.5, config={}))
+        board.add(run(name="majority", source="reference", seed=None, score=0.5, config={}))
+        (b,) = board.boards()
+    (entry,) = b.entries
+    assert entry.n_seeds == 1 and len(entry.run_ids) == 1 and entry.std is None
+    assert entry.run_ids == [4]  # the latest run
+
+
+def test_gap_is_signed_and_beyond_optimum_flagged(db):
+    optimum = {"metric": "accuracy", "value": 0.9, "exact": True, "why": "label noise"}
+    with Leaderboard(db) as board:
+        board.add(run(name="leaked", score=1.0))
+        board.add(run(name="at", score=0.9))
+        board.add(run(name="short", score=0.5))
+        (b,) = board.boards([FP_A], optimum=optimum)
+    by_name = {e.name: e for e in b.entries}
+    assert by_name["leaked"].gap_to_optimum == pytest.approx(-0.1) and by_name["leaked"].beyond_optimum
+    assert by_name["at"].gap_to_optimum == pytest.approx(0.0) and not by_name["at"].beyond_optimum
+    assert by_name["short"].gap_to_optimum == pytest.approx(0.4) and not by_name["short"].beyond_optimum
+    assert [e.name for e in b.beyond_optimum_rows] == ["leaked"]
+    assert json.loads(render([b], "json"))[0]["beyond_optimum"] is True
+
+
+def test_gap_sign_lower_is_better(db):
+    optimum = {"metric": "rmse", "value": 0.5, "exact": False, "why": "an estimate"}
+    with Leaderboard(db) as board:
+        board.add(run(name="below", task="regression", score=0.4))
+        board.add(run(name="above", task="regression", score=0.7))
+        (b,) = board.boards([FP_A], optimum=optimum)
+    by_name = {e.name: e for e in b.entries}
+    assert by_name["below"].gap_to_optimum == pytest.approx(-0.1) and by_name["below"].beyond_optimum
+    assert by_name["above"].gap_to_optimum == pytest.approx(0.2) and not by_name["above"].beyond_optimum
+
+
+def test_title_tells_apart_files_without_a_preset(db):
+    sizes = {"train": 100, "val": 20, "test": 30}
+    with Leaderboard(db) as board:
+        board.add(run(fingerprint=FP_A, split_sizes=sizes))
+        board.add(run(fingerprint=FP_B, split_sizes=sizes))
+        board.add(run(fingerprint="e" * 64, preset="lines-3x3"))
+        titles = [b.title for b in board.boards()]
+    assert sorted(titles) == ["lines aaaaaaaa (100/20/30)", "lines bbbbbbbb (100/20/30)", "lines-3x3"]
+
+
