@@ -8,6 +8,7 @@ import numpy as np
 from PIL import Image, ImageDraw
 
 from .atomic import atomic_path
+from .errors import ParamError
 from .h5format import check_output_path, open_dataset
 
 CELL = 128  # target cell side in pixels; images are upscaled by an integer factor to reach it
@@ -63,6 +64,9 @@ def render_grid(path: str | os.PathLike, out: str | os.PathLike, split: str = "t
             for sx, sy in ((1, 0), (-1, 0), (0, 1), (0, -1)):  # four ticks, 3 to 7 px out
                 draw.line([(cx + 3 * sx, cy + 3 * sy), (cx + 7 * sx, cy + 7 * sy)], fill=(255, 0, 0))
         draw.text((left, top + h * scale + 1), texts[i], fill=(255, 255, 0))
-    with atomic_path(out) as tmp:
-        sheet.save(tmp, format="PNG")
+    try:
+        with atomic_path(out) as tmp:
+            sheet.save(tmp, format="PNG")
+    except OSError as exc:  # e.g. a folder root may not write (read-only mount): name the output
+        raise ParamError(f"cannot write {str(out)!r}: {exc.strerror or exc}") from None
     return n

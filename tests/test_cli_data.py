@@ -233,6 +233,16 @@ def _corrupt_chunk(path, array):
         raw.write(b"\xff" * info.size)
 
 
+def test_show_refused_by_the_system_names_the_png(lines_file, tmp_path, monkeypatch):
+    def refuse(self, fp, *args, **kwargs):
+        raise PermissionError(13, "Permission denied", str(fp))
+
+    monkeypatch.setattr("PIL.Image.Image.save", refuse)
+    out = tmp_path / "g.png"
+    assert_one_line_error(run("show", lines_file, "--out", out), f"cannot write '{out}': Permission denied")
+    assert list(tmp_path.iterdir()) == []
+
+
 def test_a_corrupt_chunk_is_one_line_naming_the_file_and_the_array(lines_file, tmp_path):
     broken = _copy(lines_file, tmp_path)
     _corrupt_chunk(broken, "train/images")
