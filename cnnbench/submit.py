@@ -2,8 +2,9 @@
 
 Predictions are loaded without executing anything (``numpy.load(..., allow_pickle=False)``,
 CSV as text, HDF5 arrays through h5py), checked against the dataset's test split, and scored by
-:func:`cnnbench.metrics.score`, the code that scores the baselines. Every check runs before the
-leaderboard is opened, so a refused submission leaves the database untouched.
+:func:`cnnbench.metrics.score`, the code that scores the baselines, against a dataset file whose
+arrays still match its recorded fingerprint. Every check runs before the leaderboard is opened,
+so a refused submission leaves the database untouched.
 """
 
 from __future__ import annotations
@@ -21,12 +22,17 @@ import numpy as np
 from . import __version__
 from .atomic import atomic_path
 from .errors import CnnbenchError, FormatError, ParamError
-from .h5format import SPLITS, Dataset, check_output_path, open_dataset
+from .h5format import SPLITS, Dataset, check_output_path, compute_fingerprint, open_dataset
 from .metrics import score
-from .records import RunRecord
+from .records import PRIMARY_METRIC, RunRecord
 
 PREDICTION_SUFFIXES = (".npy", ".csv", ".h5", ".hdf5")
 MAX_NAME = 80
+# dtype kinds read as numbers: signed and unsigned integers, floats (bool is not a number here).
+NUMERIC_KINDS = "iuf"
+# A regression prediction further than this many times the training targets' largest magnitude
+# (at least 1) from zero is a unit or scaling mistake, not a prediction: refused, not ranked last.
+PLAUSIBLE_FACTOR = 1e6
 
 
 class SubmissionError(ParamError):
@@ -134,7 +140,7 @@ def _load_h5(path: Path) -> tuple[np.ndarray, str | None]:
                     raise FormatError(f"{path}: no 'predictions' dataset (and not exactly one dataset "
                                       f"to take instead: found {len(found)})")
                 ds = found[0]
-            if ds.dtype.kind not in "biuf":
+            if ds.dtype.kind not in NUMERIC_KINDS:
                 raise SubmissionError(f"{path}: predictions have dtype {ds.dtype}; expected numbers")
             values = ds[()]
             fingerprint = f.attrs.get("fingerprint")
@@ -159,8 +165,8 @@ def check_predictions(dataset: Dataset, predictions: Predictions | np.ndarray) -
     """Validate predictions for the test split; return class ids (n,) or values (n, k).
 
     Raises :class:`SubmissionError` naming the problem: another dataset's fingerprint,
-    wrong row count or shape, a non-numeric dtype, NaN/inf, a class id out of range or not
-    a whole number.
+    wrong row count or shape, a non-numeric dtype (bool included), NaN/inf, a class id out of
+    range or not a whole number.
     """
     if isinstance(predictions, Predictions):
         if predictions.fingerprint and predictions.fingerprint != dataset.fingerprint:
@@ -171,7 +177,10 @@ def check_predictions(dataset: Dataset, predictions: Predictions | np.ndarray) -
     else:
         values = np.asarray(predictions)
     n = dataset.split_size("test")
-    if values.dtype.kind not in "biuf":
+    if values.dtype.kind == "b":
+        what = "class ids (integers) or class scores" if dataset.task == "classification" else "numbers"
+        raise SubmissionError(f"predictions have dtype bool; expected {what}")
+    if values.dtype.kind not in NUMERIC_KINDS:
         raise SubmissionError(f"predictions have dtype {values.dtype}; expected numbers")
     if values.ndim == 0 or values.shape[0] != n:
         rows = 0 if values.ndim == 0 else values.shape[0]
@@ -204,12 +213,13 @@ def _class_ids(values: np.ndarray, num_classes: int) -> np.ndarray:
             row = int(np.argmax(np.floor(values) != values))
             raise SubmissionError(f"class id at row {row} is {values[row]!r}, not a whole number "
                                   f"(give ids, or ({n}, {num_classes}) class scores)")
-    ids = values.astype(np.int64)
-    out = (ids < 0) | (ids >= num_classes)
+    # Range first, in the array's own dtype: a float like 3e38 has no int64 value to cast to.
+    out = (values < 0) | (values >= num_classes)
     if out.any():
         row = int(out.argmax())
-        raise SubmissionError(f"class id {ids[row]} at row {row} is out of range 0..{num_classes - 1}")
-    return ids
+        raise SubmissionError(f"class id {values[row].item()!r} at row {row} is out of range "
+                              f"0..{num_classes - 1}")
+    return values.astype(np.int64)
 
 
 def check_name(name: str) -> str:
@@ -223,16 +233,52 @@ def check_name(name: str) -> str:
 
 # -- scoring --------------------------------------------------------------------------------
 
+def check_fingerprint(dataset: Dataset) -> None:
+    """Refuse a file whose arrays no longer match its recorded fingerprint.
+
+    Boards group scores by fingerprint: an edited file must not be scored, or copied, under
+    the original's.
+    """
+    if compute_fingerprint(dataset.path) != dataset.fingerprint:
+        raise FormatError(f"{dataset.path}: its arrays do not match its recorded fingerprint "
+                          f"{dataset.fingerprint[:12]} (the file was modified after it was generated)")
+
+
+def _check_plausible(dataset: Dataset, values: np.ndarray) -> None:
+    """Refuse regression values beyond :data:`PLAUSIBLE_FACTOR` times the training targets' scale."""
+    train = dataset.load("train", ["targets"])["targets"]
+    scale = max(1.0, float(np.abs(train.astype(np.float64)).max(initial=0.0)))
+    far = np.abs(values) > PLAUSIBLE_FACTOR * scale
+    if far.any():
+        row = int(far.reshape(len(values), -1).any(axis=1).argmax())
+        worst = float(np.abs(values[row]).max())
+        raise SubmissionError(f"prediction {worst:.3g} at row {row} is more than {PLAUSIBLE_FACTOR:.0e} times "
+                              f"the largest training target ({scale:.4g}): wrong units or scaling?")
+
+
 def score_predictions(dataset: Dataset, predictions: Predictions | np.ndarray) -> dict:
-    """Test metrics of valid predictions against the full file's test targets."""
+    """Test metrics of valid predictions against the full file's test targets.
+
+    The file's arrays must match its fingerprint; the metrics are computed in float64 and
+    must be finite (predictions so large that they overflow are refused, not ranked).
+    """
     if dataset.public:
         raise SubmissionError(f"{dataset.path}: a public copy withholds test targets; submissions are "
                               f"scored against the full file (the leaderboard maintainer's)")
     checked = check_predictions(dataset, predictions)
+    if dataset.task == "regression":
+        _check_plausible(dataset, checked)
+    check_fingerprint(dataset)
     targets = dataset.load("test", ["targets"])["targets"]
     if dataset.task == "regression":
-        targets = targets.reshape(len(targets), -1)
-    return score(dataset.task, checked, targets, dataset.num_classes)
+        targets = targets.reshape(len(targets), -1).astype(np.float64)
+    with np.errstate(all="ignore"):  # overflow shows as a non-finite metric, refused below
+        metrics = score(dataset.task, checked, targets, dataset.num_classes)
+    metric = PRIMARY_METRIC[dataset.task][0]
+    if not np.isfinite(metrics[metric]):
+        raise SubmissionError(f"predictions give a non-finite {metric} ({metrics[metric]}): "
+                              f"values too large to score")
+    return metrics
 
 
 def submission_record(dataset: Dataset, predictions: Predictions, metrics: dict, name: str,

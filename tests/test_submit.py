@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import warnings
 
 import h5py
 import numpy as np
@@ -19,11 +20,15 @@ from cnnbench.submit import (SubmissionError, check_predictions, export_public, 
                              score_predictions)
 
 
+# A dataset seed nobody can guess, as a hosted leaderboard's full file would have.
+SECRET_SEED = 6_125_389_240_173_852_447
+
+
 @pytest.fixture(scope="module")
 def lines_file(tmp_path_factory):
     path = tmp_path_factory.mktemp("data") / "lines.h5"
     result = CliRunner().invoke(main, ["generate", "lines", "--out", str(path), "--size", "8", "--n-train", "40",
-                                       "--n-val", "20", "--n-test", "30", "-q"])
+                                       "--n-val", "20", "--n-test", "30", "--seed", str(SECRET_SEED), "-q"])
     assert result.exit_code == 0, result.output
     return path
 
@@ -390,3 +395,102 @@ def test_evaluate_epochs_zero_refused(db, lines_file, user_model):
     result = CliRunner().invoke(main, ["evaluate", str(lines_file), "--model", f"{user_model}:make",
                                        "--epochs", "0", "--db", str(db)])
     assert result.exit_code == 1 and "at least 1" in result.output
+
+# -- the dataset file must match its fingerprint ---------------------------------------------
+
+@pytest.fixture
+def edited_file(lines_file, tmp_path):
+    """A copy of lines_file whose test targets were flipped after generation."""
+    path = tmp_path / "edited.h5"
+    path.write_bytes(lines_file.read_bytes())
+    with h5py.File(path, "r+") as f:
+        f["test/targets"][...] = 1 - f["test/targets"][()]
+    return path
+
+
+def test_submit_refuses_an_edited_dataset(edited_file, db, tmp_path):
+    np.save(tmp_path / "p.npy", targets_of(edited_file))  # perfect on the edited labels
+    before = digest(db)
+    result = CliRunner().invoke(main, ["submit", str(edited_file), str(tmp_path / "p.npy"), "--name", "x",
+                                       "--db", str(db)])
+    assert result.exit_code == 1 and len(result.output.strip().splitlines()) == 1
+    assert "do not match its recorded fingerprint" in result.output
+    assert digest(db) == before
+
+
+# -- absurd values: one line, no numpy warnings, nothing recorded ------------------------------
+
+@pytest.mark.parametrize("value, dtype", [(1e200, np.float64), (1e308, np.float64), (3e38, np.float32)])
+def test_huge_regression_predictions_refused(value, dtype, regression_file, tmp_path):
+    np.save(tmp_path / "huge.npy", np.full((10, 2), value, dtype=dtype))
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # a numpy RuntimeWarning would fail the test
+        with pytest.raises(SubmissionError, match="wrong units or scaling"):
+            score_predictions(open_dataset(regression_file), load_predictions(tmp_path / "huge.npy"))
+    fresh = tmp_path / "fresh.sqlite"
+    result = CliRunner().invoke(main, ["submit", str(regression_file), str(tmp_path / "huge.npy"), "--name", "x",
+                                       "--db", str(fresh)])
+    assert result.exit_code == 1 and len(result.output.strip().splitlines()) == 1, result.output
+    assert not fresh.exists()
+
+
+def test_plausible_far_predictions_still_scored(regression_file):
+    targets = targets_of(regression_file).astype(np.float64)
+    metrics = score_predictions(open_dataset(regression_file), targets + 1000.0)
+    assert metrics["rmse"] == pytest.approx(1000.0)
+
+
+def test_metrics_overflow_refused_without_warnings(regression_file, monkeypatch):
+    import cnnbench.submit as submit
+
+    monkeypatch.setattr(submit, "PLAUSIBLE_FACTOR", float("inf"))  # the last guard alone
+    huge = np.full((10, 2), 1e300)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        with pytest.raises(SubmissionError, match="non-finite rmse"):
+            score_predictions(open_dataset(regression_file), huge)
+
+
+def test_huge_float_class_ids_refused_without_warnings(lines_file):
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        with pytest.raises(SubmissionError, match="out of range"):
+            check_predictions(open_dataset(lines_file), np.full(30, 3e38, dtype=np.float32))
+    scores = np.zeros((30, 2), dtype=np.float32)
+    scores[:, 1] = 3e38  # class scores may be any finite size: only their argmax counts
+    assert (check_predictions(open_dataset(lines_file), scores) == 1).all()
+
+
+@pytest.mark.parametrize("suffix", [".npy", ".h5"])
+def test_bool_predictions_refused(suffix, lines_file, regression_file, tmp_path, db):
+    path = tmp_path / f"b{suffix}"
+    ids = targets_of(lines_file).astype(bool)
+    if suffix == ".npy":
+        np.save(path, ids)
+    else:
+        with h5py.File(path, "w") as f:
+            f["predictions"] = ids
+    before = digest(db)
+    result = CliRunner().invoke(main, ["submit", str(lines_file), str(path), "--name", "x", "--db", str(db)])
+    assert result.exit_code == 1 and "dtype bool" in result.output
+    assert digest(db) == before
+    with pytest.raises(SubmissionError, match="dtype bool; expected numbers"):
+        check_predictions(open_dataset(regression_file), np.ones((10, 2), dtype=bool))
+
+
+# -- ties ------------------------------------------------------------------------------------
+
+def test_tied_submissions_share_a_rank(db, lines_file, tmp_path):
+    """db holds 'first', perfect; two more perfect ones tie with it, a worse one ranks 4th."""
+    ids = targets_of(lines_file)
+    np.save(tmp_path / "perfect.npy", ids)
+    wrong = ids.copy()
+    wrong[0] = 1 - wrong[0]
+    np.save(tmp_path / "wrong.npy", wrong)
+    lines = []
+    for name, file in (("second", "perfect.npy"), ("third", "perfect.npy"), ("fourth", "wrong.npy")):
+        result = CliRunner().invoke(main, ["submit", str(lines_file), str(tmp_path / file), "--name", name,
+                                           "--db", str(db)])
+        assert result.exit_code == 0, result.output
+        lines.append(result.output.splitlines()[-1])
+    assert [ln.split(" by ")[0] for ln in lines] == ["rank 1 of 2", "rank 1 of 3", "rank 4 of 4"]
