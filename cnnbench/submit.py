@@ -5,12 +5,17 @@ CSV as text, HDF5 arrays through h5py), checked against the dataset's test split
 :func:`cnnbench.metrics.score`, the code that scores the baselines, against a dataset file whose
 arrays still match its recorded fingerprint. Every check runs before the leaderboard is opened,
 so a refused submission leaves the database untouched.
+
+The public copy withholds the test targets and the dataset seed: with the seed, anyone could
+regenerate the file and read the answers. A file whose seed can be guessed (a preset's
+published seed, or any small number) is refused unless the maintainer opts in.
 """
 
 from __future__ import annotations
 
 import csv
 import hashlib
+import json
 import os
 from dataclasses import dataclass
 from datetime import datetime, timezone
@@ -21,7 +26,7 @@ import numpy as np
 
 from . import __version__
 from .atomic import atomic_path
-from .errors import CnnbenchError, FormatError, ParamError
+from .errors import CnnbenchError, FormatError, ParamError, UnknownNameError
 from .h5format import SPLITS, Dataset, check_output_path, compute_fingerprint, open_dataset
 from .metrics import score
 from .records import PRIMARY_METRIC, RunRecord
@@ -33,6 +38,8 @@ NUMERIC_KINDS = "iuf"
 # A regression prediction further than this many times the training targets' largest magnitude
 # (at least 1) from zero is a unit or scaling mistake, not a prediction: refused, not ranked last.
 PLAUSIBLE_FACTOR = 1e6
+# Dataset seeds below this can be found by trying every one against the public file.
+MIN_SECRET_SEED = 2 ** 32
 
 
 class SubmissionError(ParamError):
@@ -308,22 +315,73 @@ def prepare_submission(dataset_path, predictions_path, name: str, notes: str = "
 
 # -- the public copy ------------------------------------------------------------------------
 
-def export_public(dataset_path, out, force: bool = False) -> Dataset:
-    """Write a copy of a dataset without anything of the test split but its images.
+def public_spec(spec: dict) -> dict:
+    """The spec a public copy shows: the seed withheld (``seed`` None, ``seed_withheld`` True)."""
+    return {**spec, "seed": None, "seed_withheld": True}
+
+
+def guessable_seed(spec: dict) -> str | None:
+    """Why a file's dataset seed is no secret (anyone could regenerate it), or None."""
+    seed, name = spec.get("seed"), spec.get("preset")
+    if name:
+        from .presets import get_preset
+
+        try:
+            preset = get_preset(name)
+        except UnknownNameError:
+            preset = None
+        if preset is not None and seed == preset.spec().seed:
+            return (f"it is preset {name} with its published seed {seed} (datasets/{name}.toml): anyone "
+                    f"can regenerate its test labels; generate it with a secret seed: "
+                    f"{secret_seed_command(preset)}")
+    if not isinstance(seed, int) or seed < MIN_SECRET_SEED:
+        return (f"its seed {seed} is small enough to find by trying every seed; generate it again with "
+                f"--seed $(python3 -c 'import secrets; print(secrets.randbits(63))')")
+    return None
+
+
+def secret_seed_command(preset) -> str:
+    """``cnnbench generate`` with a preset's parameters and a random secret seed."""
+    def text(value) -> str:
+        if isinstance(value, bool):
+            return str(value).lower()
+        if isinstance(value, (list, tuple)):
+            return ":".join(map(str, value))
+        return str(value)
+
+    options = " ".join(f"--{k.replace('_', '-')} {text(v)}" for k, v in preset.params.items() if k != "seed")
+    return (f"cnnbench generate {preset.family} {options} "
+            f"--seed $(python3 -c 'import secrets; print(secrets.randbits(63))') --out FULL.h5")
+
+
+def export_public(dataset_path, out, force: bool = False, allow_guessable_seed: bool = False) -> Dataset:
+    """Write a copy of a dataset without anything of the test split but its images, nor its seed.
 
     The copy records the original fingerprint (so submissions made from it match the full
-    file) and ``public = True``. Test extras (nuisance factors such as positions) go too:
-    they could give the answers away. Written to a temporary name, then renamed.
+    file), ``public = True``, and the spec with the seed withheld (:func:`public_spec`). Test
+    extras (nuisance factors such as positions) go too: they could give the answers away.
+
+    Refused: a public file, a file whose arrays do not match its fingerprint, and, unless
+    ``allow_guessable_seed``, a file whose seed can be guessed (:func:`guessable_seed`).
+    Written to a temporary name, then renamed.
     """
     dataset = open_dataset(dataset_path)
+    if dataset.public:
+        raise ParamError(f"{dataset.path}: is already a public copy; export from the full file")
+    why = guessable_seed(dataset.spec)
+    if why and not allow_guessable_seed:
+        raise ParamError(f"{dataset.path}: a public copy would not hide its test labels: {why} "
+                         f"(or pass --allow-guessable-seed)")
     out = check_output_path(out, force)
     if out.resolve() == Path(dataset_path).resolve():
         raise ParamError(f"--out {str(out)!r} is the input file")
+    check_fingerprint(dataset)
     try:
         with atomic_path(out) as tmp, h5py.File(dataset.path, "r") as src, \
                 h5py.File(tmp, "w", track_order=True) as dst:
             for key, value in src.attrs.items():
                 dst.attrs[key] = value
+            dst.attrs["spec"] = json.dumps(public_spec(dataset.spec), sort_keys=True)
             dst.attrs["public"] = True
             for split in SPLITS:
                 group = dst.create_group(split)

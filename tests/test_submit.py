@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import shlex
 import warnings
 
 import h5py
@@ -14,10 +15,12 @@ from click.testing import CliRunner
 
 from cnnbench.cli import main
 from cnnbench.errors import CnnbenchError, FormatError
+from cnnbench.generate import build_spec
 from cnnbench.h5format import DatasetWriter, open_dataset
 from cnnbench.leaderboard import Leaderboard
+from cnnbench.presets import all_presets
 from cnnbench.submit import (SubmissionError, check_predictions, export_public, load_predictions,
-                             score_predictions)
+                             score_predictions, secret_seed_command)
 
 
 # A dataset seed nobody can guess, as a hosted leaderboard's full file would have.
@@ -396,6 +399,64 @@ def test_evaluate_epochs_zero_refused(db, lines_file, user_model):
                                        "--epochs", "0", "--db", str(db)])
     assert result.exit_code == 1 and "at least 1" in result.output
 
+
+# -- the public copy hides the seed --------------------------------------------------------------
+
+def test_export_public_withholds_the_seed(lines_file, tmp_path):
+    out = tmp_path / "public.h5"
+    export_public(lines_file, out)
+    full, public = open_dataset(lines_file), open_dataset(out)
+    assert full.spec["seed"] == SECRET_SEED
+    assert public.spec["seed"] is None and public.spec["seed_withheld"] is True
+    assert {k: v for k, v in public.spec.items() if k not in ("seed", "seed_withheld")} == \
+        {k: v for k, v in full.spec.items() if k != "seed"}
+    with h5py.File(out, "r") as f:
+        everything = " ".join(str(v) for v in f.attrs.values())
+        everything += " ".join(str(v) for s in f for v in f[s].attrs.values())
+    assert str(SECRET_SEED) not in everything
+    # readers still cope: info (text and JSON) and the summary behind it
+    for args in (["info", str(out)], ["info", str(out), "--json"]):
+        result = CliRunner().invoke(main, args)
+        assert result.exit_code == 0, result.output
+        assert str(SECRET_SEED) not in result.output
+
+
+def test_export_public_refuses_a_canonical_preset(lines3, tmp_path):
+    out = tmp_path / "public.h5"
+    result = CliRunner().invoke(main, ["export-public", str(lines3), "--out", str(out)])
+    assert result.exit_code == 1 and len(result.output.strip().splitlines()) == 1, result.output
+    assert "preset lines-3x3 with its published seed 0" in result.output
+    assert "cnnbench generate lines " in result.output and "--allow-guessable-seed" in result.output
+    assert not out.exists()
+    forced = CliRunner().invoke(main, ["export-public", str(lines3), "--out", str(out), "--allow-guessable-seed"])
+    assert forced.exit_code == 0, forced.output
+    assert open_dataset(out).spec["seed"] is None
+
+
+def test_export_public_refuses_a_small_seed(regression_file, tmp_path):
+    with pytest.raises(CnnbenchError, match="seed 0 is small enough to find"):
+        export_public(regression_file, tmp_path / "public.h5")
+    assert not (tmp_path / "public.h5").exists()
+
+
+@pytest.mark.parametrize("name", sorted(all_presets()))
+def test_secret_seed_command_regenerates_the_preset_but_its_seed(name):
+    preset = all_presets()[name]
+    words = shlex.split(secret_seed_command(preset).replace("$(python3 -c 'import secrets; "
+                                                            "print(secrets.randbits(63))')", "123"))
+    assert words[:3] == ["cnnbench", "generate", preset.family] and words[-2:] == ["--out", "FULL.h5"]
+    pairs = dict(zip(words[3:-2:2], words[4:-2:2]))
+    given = {k.lstrip("-").replace("-", "_"): v for k, v in pairs.items()}
+    spec, canonical = build_spec(preset.family, given), preset.spec()
+    assert spec.seed == 123 and (spec.params, spec.sizes) == (canonical.params, canonical.sizes)
+
+
+def test_export_public_refuses_a_public_file(lines_file, tmp_path):
+    export_public(lines_file, tmp_path / "public.h5")
+    with pytest.raises(CnnbenchError, match="already a public copy"):
+        export_public(tmp_path / "public.h5", tmp_path / "again.h5")
+
+
 # -- the dataset file must match its fingerprint ---------------------------------------------
 
 @pytest.fixture
@@ -416,6 +477,12 @@ def test_submit_refuses_an_edited_dataset(edited_file, db, tmp_path):
     assert result.exit_code == 1 and len(result.output.strip().splitlines()) == 1
     assert "do not match its recorded fingerprint" in result.output
     assert digest(db) == before
+
+
+def test_export_public_refuses_an_edited_dataset(edited_file, tmp_path):
+    with pytest.raises(FormatError, match="do not match its recorded fingerprint"):
+        export_public(edited_file, tmp_path / "public.h5")
+    assert not (tmp_path / "public.h5").exists()
 
 
 # -- absurd values: one line, no numpy warnings, nothing recorded ------------------------------

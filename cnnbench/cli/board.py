@@ -121,16 +121,26 @@ def submit(dataset, predictions, name, notes, params, as_json, db):
 @click.argument("dataset", type=click.Path(dir_okay=False))
 @click.option("--out", required=True, type=click.Path(dir_okay=False), help="The public HDF5 file to write.")
 @click.option("--force", is_flag=True, help="Overwrite an existing output file.")
-def export_public_command(dataset, out, force):
-    """Write a copy without test targets, for a hosted leaderboard.
+@click.option("--allow-guessable-seed", is_flag=True,
+              help="Export even a file whose seed can be guessed (a preset's published seed, or a "
+                   "small number), from which anyone can regenerate the test labels.")
+def export_public_command(dataset, out, force, allow_guessable_seed):
+    """Write a copy without test targets or seed, for a hosted leaderboard.
 
     The copy keeps the original fingerprint and is marked public; of the test split only the
-    images remain (targets and per-sample extras are withheld). Participants train on it
-    and submit test predictions; the maintainer scores them with the full file.
+    images remain (targets and per-sample extras are withheld), and the spec's seed is
+    withheld. Participants train on it and submit test predictions; the maintainer scores
+    them with the full file. Generate the full file with a secret seed first: a canonical
+    preset's seed is published, so its public copy is refused.
+
+    \b
+      cnnbench generate lines --size 16 --out full.h5 \\
+          --seed $(python3 -c 'import secrets; print(secrets.randbits(63))')
+      cnnbench export-public full.h5 --out public.h5
     """
-    public = export_public(dataset, out, force=force)
+    public = export_public(dataset, out, force=force, allow_guessable_seed=allow_guessable_seed)
     click.echo(f"wrote {out}: public copy of {dataset}, fingerprint {public.fingerprint[:12]}, "
-               f"test targets withheld")
+               f"test targets and seed withheld")
 
 
 @main.command()
