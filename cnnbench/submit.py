@@ -398,11 +398,27 @@ def export_public(dataset_path, out, force: bool = False, allow_guessable_seed: 
 
 # -- user models ----------------------------------------------------------------------------
 
+def _split_model(spec: str) -> tuple[str, str, bool]:
+    """``(module or file, factory, is_file)`` of a ``--model`` value."""
+    module_part, sep, attr = spec.rpartition(":")
+    if not sep or not module_part or not attr:
+        raise ParamError(f"--model {spec!r}: expected FILE.py:FACTORY or package.module:FACTORY")
+    return module_part, attr, module_part.endswith(".py") or os.sep in module_part or "/" in module_part
+
+
+def default_model_name(spec: str) -> str:
+    """The leaderboard name of ``--model``: ``mynet:make`` for ``dir/mynet.py:make``, the module
+    in full for ``package.module:make``."""
+    module_part, attr, is_file = _split_model(spec)
+    return f"{Path(module_part).stem if is_file else module_part}:{attr}"
+
+
 def load_factory(spec: str):
     """The model factory named by ``FILE.py:FACTORY`` or ``package.module:FACTORY``.
 
     This runs the user's code (the module's top level), which is why it happens only when
-    the user names it. Returns a callable ``factory(info)``; a factory written without
+    the user names it. A module is looked up with the current folder first on ``sys.path``,
+    as ``python -m`` does. Returns a callable ``factory(info)``; a factory written without
     parameters is called without the :class:`~cnnbench.train.DataInfo`.
     """
     import importlib
@@ -410,10 +426,8 @@ def load_factory(spec: str):
     import inspect
     import sys
 
-    module_part, sep, attr = spec.rpartition(":")
-    if not sep or not module_part or not attr:
-        raise ParamError(f"--model {spec!r}: expected FILE.py:FACTORY or package.module:FACTORY")
-    if module_part.endswith(".py") or os.sep in module_part or "/" in module_part:
+    module_part, attr, is_file = _split_model(spec)
+    if is_file:
         path = Path(module_part)
         if not path.is_file():
             raise FormatError(f"--model: {module_part}: no such file")
@@ -427,6 +441,8 @@ def load_factory(spec: str):
             sys.modules.pop(name, None)
             raise ParamError(f"--model: importing {module_part} failed: {_one_line(exc)}") from None
     else:
+        if os.getcwd() not in sys.path and "" not in sys.path:
+            sys.path.insert(0, os.getcwd())  # the console script, unlike `python -m`, leaves it out
         try:
             module = importlib.import_module(module_part)
         except ModuleNotFoundError as exc:
@@ -474,7 +490,7 @@ def evaluate_model(dataset_path, model: str, *, name: str | None = None, seeds=(
     if epochs is not None and epochs < 1:
         raise ParamError(f"--epochs: {epochs} must be at least 1")
     factory = load_factory(model)
-    name = check_name(name or f"{Path(model.rpartition(':')[0]).stem}:{model.rpartition(':')[2]}")
+    name = check_name(name or default_model_name(model))
     arrays = train.load_splits(dataset)
     for seed in seeds:
         try:

@@ -6,6 +6,7 @@ from __future__ import annotations
 import hashlib
 import json
 import shlex
+import sys
 import warnings
 
 import h5py
@@ -19,8 +20,8 @@ from cnnbench.generate import build_spec
 from cnnbench.h5format import DatasetWriter, open_dataset
 from cnnbench.leaderboard import Leaderboard
 from cnnbench.presets import all_presets
-from cnnbench.submit import (SubmissionError, check_predictions, export_public, load_predictions,
-                             score_predictions, secret_seed_command)
+from cnnbench.submit import (SubmissionError, check_predictions, default_model_name, export_public,
+                             load_predictions, score_predictions, secret_seed_command)
 
 
 # A dataset seed nobody can guess, as a hosted leaderboard's full file would have.
@@ -561,3 +562,45 @@ def test_tied_submissions_share_a_rank(db, lines_file, tmp_path):
         assert result.exit_code == 0, result.output
         lines.append(result.output.splitlines()[-1])
     assert [ln.split(" by ")[0] for ln in lines] == ["rank 1 of 2", "rank 1 of 3", "rank 4 of 4"]
+
+
+# -- evaluate: module form, names, threads, help -----------------------------------------------
+
+def test_evaluate_finds_a_package_in_the_current_folder(db, lines_file, tmp_path, monkeypatch):
+    package = tmp_path / "work" / "mymodels_pkg_cwd"
+    package.mkdir(parents=True)
+    (package / "__init__.py").write_text("")
+    (package / "nets.py").write_text(USER_MODEL)
+    monkeypatch.chdir(tmp_path / "work")
+    monkeypatch.setattr(sys, "path", [p for p in sys.path if p not in ("", str(tmp_path / "work"))])
+    result = CliRunner().invoke(main, ["evaluate", str(lines_file), "--model", "mymodels_pkg_cwd.nets:make",
+                                       "--epochs", "1", "--db", str(db), "-q"])
+    assert result.exit_code == 0, result.output
+    assert result.output.startswith("mymodels_pkg_cwd.nets:make on ")
+
+
+def test_default_model_names():
+    assert default_model_name("models/mynet.py:make") == "mynet:make"
+    assert default_model_name("mypackage.models:make") == "mypackage.models:make"
+
+
+def test_evaluate_threads(db, lines_file, user_model):
+    import torch
+
+    before = torch.get_num_threads()
+    try:
+        result = CliRunner().invoke(main, ["evaluate", str(lines_file), "--model", f"{user_model}:make",
+                                           "--epochs", "1", "--threads", "2", "--db", str(db), "-q"])
+        assert result.exit_code == 0, result.output
+        assert torch.get_num_threads() == 2
+    finally:
+        torch.set_num_threads(before)
+    bad = CliRunner().invoke(main, ["evaluate", str(lines_file), "--model", f"{user_model}:make",
+                                    "--threads", "0", "--db", str(db)])
+    assert bad.exit_code == 2
+
+
+def test_evaluate_help_says_what_it_does():
+    text = " ".join(CliRunner().invoke(main, ["evaluate", "--help"]).output.split())
+    assert "cross-entropy" in text and "cross- entropy" not in text
+    assert "--threads" in text and "mypackage.models:make" in text and "FILE:FACTORY" not in text

@@ -147,31 +147,38 @@ def export_public_command(dataset, out, force, allow_guessable_seed):
 @click.argument("dataset", type=click.Path(dir_okay=False))
 @click.option("--model", "model", required=True, metavar="FILE.py:FACTORY | package.module:FACTORY",
               help="Your model factory: factory(info) -> torch.nn.Module or cnnbench.train.Recipe.")
-@click.option("--name", default=None, help="Name on the leaderboard [default: FILE:FACTORY].")
+@click.option("--name", default=None,
+              help="Name on the leaderboard [default: the file's stem or the module, then the factory: "
+                   "mynet:make, mypackage.models:make].")
 @click.option("--epochs", type=int, default=None, help="Override the recipe's epochs.")
 @click.option("--seeds", default="0", show_default=True, metavar="LIST",
               help="Training seeds: 0-9, 0,3,5 or one number; each is a run, shown as one row.")
 @click.option("--device", default="auto", show_default=True, help="auto (CUDA when present), cpu, cuda...")
+@click.option("--threads", type=click.IntRange(min=1), default=None, metavar="N",
+              help="CPU threads for torch [default: torch's choice].")
 @click.option("--notes", default="", help="Free text stored with the rows.")
 @click.option("--quiet", "-q", is_flag=True, help="Only the final lines.")
 @db_option
-def evaluate(dataset, model, name, epochs, seeds, device, notes, quiet, db):
+def evaluate(dataset, model, name, epochs, seeds, device, threads, notes, quiet, db):
     """Train your own torch model under the baselines' protocol and record it (source 'user').
 
     The factory gets a DataInfo (task, image shape, number of outputs...) and returns a
-    torch.nn.Module (trained with the defaults: inputs scaled to [0, 1], Adam 1e-3, cross-
-    entropy on logits or MSE on standardised targets) or a cnnbench.train.Recipe choosing the
-    optimizer, loss, preprocessing, augmentation, epochs and batch size. See docs/leaderboard.md.
-    Train on train, select the epoch on val, score test once. Your file runs as Python: name
-    only code you trust. All seeds are recorded together, or none if one fails.
+    torch.nn.Module (trained with the defaults: inputs scaled to [0, 1], Adam 1e-3,
+    cross-entropy on logits or MSE on standardised targets) or a cnnbench.train.Recipe
+    choosing the optimizer, loss, preprocessing, augmentation, epochs and batch size. See
+    docs/leaderboard.md. Train on train, select the epoch on val, score test once. Your file
+    runs as Python: name only code you trust; a package.module is looked up in the current
+    folder first, as `python -m` does. All seeds are recorded together, or none if one fails.
 
     \b
       cnnbench evaluate lines-16.h5 --model mynet.py:make --seeds 0-4 --epochs 5
     """
-    from ..train import parse_seeds
     from ..submit import evaluate_model
+    from ..train import parse_seeds
+    from .bench import _threads
 
     seed_list = parse_seeds(seeds)
+    _threads(threads)
     path = resolve_db_path(db)
 
     def progress(seed, epoch, total, metric, value):
