@@ -446,3 +446,19 @@ def test_title_tells_apart_files_without_a_preset(db):
     assert sorted(titles) == ["lines aaaaaaaa (100/20/30)", "lines bbbbbbbb (100/20/30)", "lines-3x3"]
 
 
+def test_cli_unknown_preset_is_an_error(db):
+    _filled(db)
+    for where in (db, db.with_name("absent.sqlite")):
+        result = CliRunner().invoke(main, ["leaderboard", "--db", str(where), "--preset", "nosuch"])
+        assert result.exit_code == 1 and result.output.startswith("Error:"), result.output
+        assert "unknown preset 'nosuch'" in result.output and len(result.output.strip().splitlines()) == 1
+    assert not db.with_name("absent.sqlite").exists()
+    known = CliRunner().invoke(main, ["leaderboard", "--db", str(db), "--preset", "patches-64"])
+    assert known.exit_code == 0 and "no runs recorded for preset patches-64" in known.output
+
+
+def test_cli_preset_recorded_but_no_longer_shipped(db):
+    with Leaderboard(db) as board:
+        board.add(run(name="old", preset="retired-preset"))
+    result = CliRunner().invoke(main, ["leaderboard", "--db", str(db), "--preset", "retired-preset"])
+    assert result.exit_code == 0 and "old" in result.output

@@ -59,6 +59,14 @@ def test_submit_refused_with_the_environment_database(boxes, tmp_path, monkeypat
     assert not (tmp_path / "env.sqlite").exists()
 
 
+def test_default_database_folder_not_made_on_refusal(boxes, tmp_path, monkeypatch):
+    np.save(tmp_path / "short.npy", np.zeros((3, 2)))
+    monkeypatch.delenv("CNNBENCH_DB", raising=False)
+    monkeypatch.setenv("XDG_DATA_HOME", str(tmp_path / "xdg"))
+    assert refused(invoke("submit", boxes, tmp_path / "short.npy", "--name", "x"))
+    assert refused(invoke("leaderboard", "--preset", "nosuch"))
+    assert not (tmp_path / "xdg").exists()
+
 
 def test_evaluate_model_producing_nan(boxes, tmp_path):
     (tmp_path / "nan_model.py").write_text(NAN_MODEL)

@@ -10,6 +10,7 @@ from ..atomic import write_text
 from ..errors import ParamError
 from ..h5format import check_output_path, open_dataset
 from ..leaderboard import Leaderboard, resolve_db_path
+from ..presets import all_presets, get_preset
 from ..report import FORMATS, render, render_html
 from ..submit import export_public, prepare_submission
 from . import main
@@ -51,18 +52,20 @@ def leaderboard(dataset, preset, fmt, html_out, force, db):
             raise ParamError(f"--html: {html_out!r} should end in .html")
         check_output_path(html_out, force)
     path = resolve_db_path(db)
-    if not path.exists():
-        if html_out:
-            _write_html(html_out, [])
-        click.echo("[]" if fmt == "json" else f"no runs recorded yet ({path} does not exist)")
-        return
     optimum, fingerprints = None, None
     if dataset:
         ds = open_dataset(dataset)
         optimum, fingerprints = ds.optimum, [ds.fingerprint]
-    with Leaderboard(path, create=False) as board:
+    with Leaderboard(path) as board:  # reads only: a missing database is not created
         if preset:
             fingerprints = board.fingerprints(preset=preset)
+            if not fingerprints and preset not in all_presets():
+                get_preset(preset)  # an unknown name (neither shipped nor recorded): one-line error
+        if not path.exists():
+            if html_out:
+                _write_html(html_out, [])
+            click.echo("[]" if fmt == "json" else f"no runs recorded yet ({path} does not exist)")
+            return
         boards = board.boards(fingerprints, optimum=optimum)
     if html_out:
         _write_html(html_out, boards)
