@@ -105,3 +105,71 @@ def test_screenshot_in_headless_chromium(page, tmp_path):
     shutil.rmtree(profile, ignore_errors=True)
     if os.environ.get("CNNBENCH_KEEP_SCREENSHOT"):
         shutil.copy(png, os.environ["CNNBENCH_KEEP_SCREENSHOT"])
+
+
+# -- headings, outliers, rows better than the optimum -------------------------------------------
+
+from cnnbench import report  # noqa: E402
+
+# The chart's axis cut and the marks for rows better than the optimum live in cnnbench/report.py;
+# until its change lands these tests are expected to fail (and run as ordinary tests after).
+needs_report_change = pytest.mark.xfail(not hasattr(report, "axis_end"), strict=True,
+                                        reason="needs the cnnbench/report.py change (axis_end, ! marks)")
+
+
+def _plain(name, score, fp, source="baseline", sizes=None, preset=None, r2=0.5):
+    return RunRecord(name=name, source=source, fingerprint=fp, family="boxes", task="regression",
+                     metrics={"rmse": score, "mse": score ** 2, "mae": score, "r2": r2}, seed=0,
+                     preset=preset, split_sizes=sizes or {"train": 100, "val": 20, "test": 20})
+
+
+def test_headings_tell_apart_files_without_a_preset(tmp_path):
+    with Leaderboard(tmp_path / "b.sqlite") as board:
+        board.add(_plain("ridge", 0.5, "1" * 64))
+        board.add(_plain("ridge", 0.6, "2" * 64, sizes={"train": 500, "val": 20, "test": 20}))
+        boards = board.boards()
+    headings = re.findall(r"<h2>(.*?)</h2>", render_html(boards))
+    assert len(headings) == 2 and len(set(headings)) == 2
+    assert "boxes 11111111 (100/20/20)" in headings and "boxes 22222222 (500/20/20)" in headings
+
+
+def _bar_width(text: str, name: str) -> float:
+    match = re.search(r'width="([0-9.]+)"[^>]*><title>' + re.escape(name) + ":", text)
+    return float(match.group(1))
+
+
+@needs_report_change
+def test_one_absurd_score_does_not_flatten_the_others(tmp_path):
+    fp = "3" * 64
+    with Leaderboard(tmp_path / "b.sqlite") as board:
+        board.add(_plain("ridge", 0.5, fp))
+        board.add(_plain("cnn", 2.0, fp))
+        board.add(_plain("mean", 3.5, fp, source="reference", r2=0.0))
+        board.add(_plain("absurd", 3e38, fp, r2=-1e76))
+        boards = board.boards()
+    text = render_html(boards)
+    full = _bar_width(text, "absurd")  # drawn to the axis end, which sits just past the mean's bar
+    assert _bar_width(text, "mean") == pytest.approx(full / 1.05, rel=0.01)
+    assert _bar_width(text, "ridge") == pytest.approx(_bar_width(text, "mean") * 0.5 / 3.5, rel=0.01)
+    assert "axis cut at" in text and "» 3e+38" in text
+
+
+def test_no_cut_when_scores_are_ordinary(page):
+    _, _, boards = page
+    assert "axis cut" not in render_html(boards)
+
+
+@needs_report_change
+def test_better_than_the_optimum_marked_with_a_footnote(tmp_path):
+    fp = "4" * 64
+    with Leaderboard(tmp_path / "b.sqlite") as board:
+        board.add(_rec("leaked", 1.0, 0, fp=fp))
+        board.add(_rec("honest", 0.8, 0, fp=fp))
+        (b,) = board.boards([fp], optimum={"metric": "accuracy", "value": 0.9, "exact": True, "why": "noise"})
+    table = report.render([b], "table")
+    assert "leaked !" in table and "honest !" not in table
+    assert "better than the known optimum: impossible for an exact optimum" in table
+    assert "-0.1000" in table  # the signed gap
+    assert 'class="model beyond"' in render_html([b]) and "leaked !" in render_html([b])
+    assert "beyond_optimum" in report.render([b], "csv").splitlines()[0]
+    assert "better than the known optimum" in report.render([b], "markdown")
