@@ -67,7 +67,8 @@ def format_summary(info: dict) -> str:
     if info["public"]:
         lines.append("  public copy  test targets withheld")
     params = ", ".join(f"{k}={v}" for k, v in info["spec"]["params"].items())
-    lines.append(f"  seed         {info['spec']['seed']}")
+    seed = "withheld (public copy)" if info["spec"].get("seed_withheld") else info["spec"]["seed"]
+    lines.append(f"  seed         {seed}")
     lines.append(f"  params       {params}")
     for split, entry in info["splits"].items():
         shape = "x".join(map(str, entry["arrays"]["images"]))

@@ -1,7 +1,9 @@
 """Leaderboard boards as text: a terminal table, Markdown, CSV, JSON (and HTML, see :mod:`.html`).
 
 Reference predictors are marked ``(ref)`` and the dataset's known optimum ``*``, with the
-gap to the optimum per row, so "beats the mean" and "distance to the optimum" show at a glance.
+signed gap to the optimum per row, so "beats the mean" and "distance to the optimum" show at a
+glance. A row better than the optimum is marked ``!`` with a footnote: it is impossible when the
+optimum is exact, unless the test labels leaked.
 """
 
 from __future__ import annotations
@@ -42,12 +44,17 @@ def header(board: Board) -> str:
             f"fingerprint {board.fingerprint[:12]}, protocol v{board.protocol_version}")
 
 
+BEYOND_MARK = "!"
+
+
 def _cells(board: Board, entry: Entry) -> list[str]:
     name = entry.name
     if entry.kind == "optimum":
         name = f"{entry.name} ({'exact' if entry.exact else 'estimated'})"
     elif entry.kind == "reference":
         name = f"{entry.name} (reference)"
+    if entry.beyond_optimum:
+        name = f"{name} {BEYOND_MARK}"
     spread = "-" if entry.std is None else f"±{_num(entry.std)}"
     span = "-" if entry.min is None or entry.n_seeds < 2 else f"{_num(entry.min)}..{_num(entry.max)}"
     share = entry.solved_share if board.task == "classification" else entry.collapsed_share
@@ -67,8 +74,20 @@ def _legend(board: Board) -> str:
         share = f"solved = share of seeds reaching {target} ({_num(board.solved_target)})"
     else:
         share = f"collapsed = share of seeds with test R² <= {COLLAPSE_R2} (predicting about the mean)"
-    gap = "gap = distance to the known optimum (*)" if board.optimum else "optimum unknown for this dataset"
-    return f"{share}; {gap}; ref = reference predictor, not ranked"
+    gap = ("gap = how far a row falls short of the known optimum (*), negative when better"
+           if board.optimum else "optimum unknown for this dataset")
+    return f"{share}; {gap}; ref = reference predictor, not ranked" + _beyond_note(board)
+
+
+def _beyond_note(board: Board) -> str:
+    """The footnote for rows better than the known optimum, when there are any."""
+    if not board.beyond_optimum_rows:
+        return ""
+    if board.optimum.get("exact"):
+        why = "impossible for an exact optimum: the test labels leaked, or a bug"
+    else:
+        why = "the optimum is an estimate, and these rows show it is not a bound"
+    return f"\n{BEYOND_MARK} = better than the known optimum: {why}"
 
 
 def format_table(board: Board) -> str:
@@ -99,13 +118,13 @@ def format_markdown(board: Board) -> str:
         if entry.kind != "model":
             cells[1] = f"*{cells[1]}*"
         out.append("| " + " | ".join(cells) + " |")
-    out += ["", esc(_legend(board))]
+    out += ["", esc(_legend(board)).replace("\n", "  \n")]
     return "\n".join(out)
 
 
 CSV_FIELDS = ("fingerprint", "protocol_version", "dataset", "family", "task", "metric", "kind", "rank",
               "name", "source", "score", "std", "min", "max", "n_seeds", "solved_share",
-              "collapsed_share", "gap_to_optimum", "params")
+              "collapsed_share", "gap_to_optimum", "beyond_optimum", "params")
 
 
 def format_csv(boards: list[Board]) -> str:
@@ -160,6 +179,7 @@ th { background: #f7fafc; }
 td.name, th.name, td.source, th.source { text-align: left; }
 tr.reference td { color: #4a5568; font-style: italic; }
 tr.optimum td { color: #22543d; font-weight: 600; background: #f0fff4; }
+tr.beyond td { background: #fff5f5; }
 p.legend { color: #4a5568; font-size: 12px; }
 svg text { font: 12px system-ui, sans-serif; }
 """
@@ -171,24 +191,48 @@ def _esc(value) -> str:
     return html.escape(str(value), quote=True)
 
 
+# A bar longer than this many times the board's reference level (its worst reference row, else
+# its median model) is cut at the axis end, so one absurd score does not flatten every other bar.
+CLIP_FACTOR = 3.0
+
+
+def axis_end(board: Board) -> tuple[float, bool]:
+    """The chart's axis end, and whether some bars are longer and drawn cut."""
+    values = [v for e in board.entries for v in (e.score, e.max) if v is not None]
+    if board.metric == "accuracy" and max(values) <= 1.0:
+        return 1.0, False
+    references = [e.score for e in board.entries if e.kind == "reference"]
+    models = sorted(e.score for e in board.entries if e.kind == "model")
+    level = max(references) if references else models[(len(models) - 1) // 2] if models else max(values)
+    limit = CLIP_FACTOR * level
+    shown = [v for v in values if v <= limit]
+    clipped = len(shown) < len(values) and limit > 0
+    top = max(shown) if clipped else max(values)
+    return (top * 1.05 or 1.0), clipped
+
+
 def _chart(board: Board, width: int = 720) -> str:
-    """An inline SVG bar chart: models blue, reference rows grey, the optimum green."""
+    """An inline SVG bar chart: models blue, reference rows grey, the optimum green.
+
+    Bars past :func:`axis_end` are drawn to the axis end, marked ``»``, with their value
+    written beside them, and a note under the chart says so.
+    """
     entries = board.entries
     label_w, value_w, row_h, top = 220, 70, 22, 8
     bar_w = width - label_w - value_w
-    values = [e.max if e.max is not None else e.score for e in entries] + [e.score for e in entries]
-    hi = 1.0 if board.metric == "accuracy" and max(values) <= 1.0 else max(values) * 1.05 or 1.0
+    hi, clipped = axis_end(board)
 
     def x(v: float) -> float:
         return label_w + bar_w * max(0.0, min(v, hi)) / hi
 
-    height = top * 2 + row_h * len(entries) + 18
+    height = top * 2 + row_h * len(entries) + 18 + (18 if clipped else 0)
     parts = [f'<svg role="img" aria-label="{_esc(board.metric)} by model" width="{width}" '
              f'height="{height}" viewBox="0 0 {width} {height}">']
     for i, e in enumerate(entries):
         y = top + i * row_h
         colour = {"model": MODEL_COLOUR, "reference": REFERENCE_COLOUR}.get(e.kind, OPTIMUM_COLOUR)
         label = e.name if len(e.name) <= 28 else e.name[:27] + "…"
+        label += f" {BEYOND_MARK}" if e.beyond_optimum else ""
         parts.append(f'<text x="{label_w - 6}" y="{y + 15}" text-anchor="end">{_esc(label)}</text>')
         parts.append(f'<rect class="bar {e.kind}" x="{label_w}" y="{y + 3}" width="{x(e.score) - label_w:.1f}" '
                      f'height="{row_h - 6}" fill="{colour}"><title>{_esc(e.name)}: {_num(e.score)}</title></rect>')
@@ -196,7 +240,8 @@ def _chart(board: Board, width: int = 720) -> str:
             cy = y + row_h / 2
             parts.append(f'<line x1="{x(e.min):.1f}" x2="{x(e.max):.1f}" y1="{cy}" y2="{cy}" '
                          f'stroke="#1a202c" stroke-width="1.5"/>')
-        parts.append(f'<text x="{x(e.score) + 4:.1f}" y="{y + 15}">{_num(e.score)}</text>')
+        cut = "» " if e.score > hi else ""
+        parts.append(f'<text x="{x(e.score) + 4:.1f}" y="{y + 15}">{cut}{_num(e.score)}</text>')
     axis_y = top + row_h * len(entries) + 2
     parts.append(f'<line x1="{label_w}" x2="{label_w + bar_w}" y1="{axis_y}" y2="{axis_y}" stroke="#718096"/>')
     for frac in (0.0, 0.5, 1.0):
@@ -206,6 +251,9 @@ def _chart(board: Board, width: int = 720) -> str:
         ox = x(board.optimum["value"])
         parts.append(f'<line x1="{ox:.1f}" x2="{ox:.1f}" y1="{top}" y2="{axis_y}" stroke="{OPTIMUM_COLOUR}" '
                      f'stroke-dasharray="4 3" stroke-width="1.5"/>')
+    if clipped:
+        parts.append(f'<text class="clipped" x="{label_w}" y="{axis_y + 32}" fill="#4a5568">axis cut at '
+                     f'{_num(hi, 2)}: bars marked » are longer (value beside them)</text>')
     parts.append("</svg>")
     return "".join(parts)
 
@@ -219,7 +267,8 @@ def _html_table(board: Board) -> str:
         cells = _cells(board, entry)
         tds = "".join(f'<td class="{"name" if i == 1 else "source" if i == 2 else ""}">{_esc(c)}</td>'
                       for i, c in enumerate(cells))
-        body.append(f'<tr class="{entry.kind}">{tds}</tr>')
+        beyond = " beyond" if entry.beyond_optimum else ""
+        body.append(f'<tr class="{entry.kind}{beyond}">{tds}</tr>')
     return f"<table><thead><tr>{head}</tr></thead><tbody>{''.join(body)}</tbody></table>"
 
 
@@ -227,10 +276,11 @@ def render_html(boards: list[Board], title: str = "cnnbench leaderboard") -> str
     """A self-contained static page: inline CSS and SVG, no script, no network fetch."""
     sections = []
     for board in boards:
+        legend = _esc(_legend(board)).replace("\n", "<br>")
         sections.append(
             f'<section id="{_esc(board.fingerprint[:12])}-v{board.protocol_version}">'
             f"<h2>{_esc(board.title)}</h2><p class=\"meta\">{_esc(header(board))}</p>"
-            f"{_chart(board)}{_html_table(board)}<p class=\"legend\">{_esc(_legend(board))}</p></section>")
+            f"{_chart(board)}{_html_table(board)}<p class=\"legend\">{legend}</p></section>")
     if not sections:
         sections.append("<p>No runs recorded yet.</p>")
     return ("<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">"

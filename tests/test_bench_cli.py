@@ -72,7 +72,7 @@ def test_bench_refuses_non_cnnbench_and_public_files(lines3, tmp_path):
     result = invoke("bench", junk, "--db", db)
     assert result.exit_code == 1 and result.output.startswith("Error:")
     public = tmp_path / "public.h5"
-    assert invoke("export-public", lines3, "--out", public).exit_code == 0
+    assert invoke("export-public", lines3, "--out", public, "--allow-guessable-seed").exit_code == 0
     result = invoke("bench", public, "-b", "majority", "--db", db)
     assert result.exit_code == 1 and "withheld" in result.output
     assert rows(db) == []

@@ -54,3 +54,13 @@ def test_sigterm_midway_leaves_no_file(tmp_path):
     child.send_signal(signal.SIGTERM)
     assert child.wait(timeout=60) == 128 + signal.SIGTERM
     assert list(tmp_path.iterdir()) == []
+
+
+def test_info_on_a_public_copy_says_the_seed_is_withheld(tmp_path):
+    full, public = tmp_path / "full.h5", tmp_path / "public.h5"
+    runner = CliRunner()
+    assert runner.invoke(main, ["generate", "lines", "--out", str(full), "--n-train", "8", "--n-val", "4",
+                                "--n-test", "4", "--seed", str(2**40 + 7), "-q"]).exit_code == 0
+    assert runner.invoke(main, ["export-public", str(full), "--out", str(public)]).exit_code == 0
+    text = runner.invoke(main, ["info", str(public)]).output
+    assert "seed         withheld (public copy)" in text and str(2**40 + 7) not in text
