@@ -10,7 +10,7 @@ registered here once with what it applies to. The files, by the seed advice they
   and its corrected recipe.
 - ``mlp.py``: one hidden layer (seed 001's answer).
 - ``coordconv.py``: CoordConv (Liu et al. 2018) and the same CNN without coordinates.
-- ``seed002_vgg.py``: seed 002's VGG-like regressor reproduced.
+- ``seed002_vgg.py``: seed 002's VGG-like regressor reproduced, and trained as the answers advise.
 - ``resnet.py``: a small ResNet (seed 002's advice).
 - ``p4_equivariant_cnn.py``: p4 group convolutions, rotation-invariant (seed 002's advice).
 - ``classify_then_regress.py``: bins plus a residual (seed 002's advice).
