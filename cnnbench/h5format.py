@@ -150,16 +150,40 @@ def _os_reason(exc: OSError) -> str:
     return found.group(1) if found else str(exc)
 
 
-def compute_fingerprint(path: str | os.PathLike) -> str:
-    """Recompute a file's fingerprint from its arrays (what ``fingerprint`` should say)."""
+def _array_line(split: str, name: str, array: np.ndarray) -> bytes:
+    array = np.ascontiguousarray(array)
+    return fingerprint_line(split, name, array.dtype, array.shape,
+                            hashlib.sha256(array.tobytes()).hexdigest())
+
+
+def compute_fingerprint(path: str | os.PathLike, arrays: dict | None = None) -> str:
+    """Recompute a file's fingerprint from its arrays (what ``fingerprint`` should say).
+
+    ``arrays`` (split -> name -> array, every array of every split) saves reading them again
+    when they are in memory already; otherwise each is read from ``path`` in turn.
+    """
     outer = hashlib.sha256()
+    if arrays is not None:
+        for split in SPLITS:
+            for name in sorted(arrays[split]):
+                outer.update(_array_line(split, name, arrays[split][name]))
+        return outer.hexdigest()
     with _open(path) as f:
         for split in SPLITS:
             for name in sorted(f[split]):
-                ds = f[split][name]
-                digest = hashlib.sha256(np.ascontiguousarray(ds[()]).tobytes()).hexdigest()
-                outer.update(fingerprint_line(split, name, ds.dtype, ds.shape, digest))
+                outer.update(_array_line(split, name, f[split][name][()]))
     return outer.hexdigest()
+
+
+def check_fingerprint(ds: "Dataset", arrays: dict | None = None) -> None:
+    """Refuse a file whose arrays no longer match its recorded fingerprint.
+
+    Boards group scores by fingerprint: an edited file must not be scored, or copied, under
+    the original's.
+    """
+    if compute_fingerprint(ds.path, arrays) != ds.fingerprint:
+        raise FormatError(f"{ds.path}: its arrays do not match its recorded fingerprint "
+                          f"{ds.fingerprint[:12]} (the file was modified after it was generated)")
 
 
 def _open(path: str | os.PathLike) -> h5py.File:

@@ -16,8 +16,8 @@ Ranking
 Only rows with the same dataset fingerprint AND the same protocol version are ranked together
 (a :class:`Board`). Runs of the same (name, source, config) are one entry: several training
 seeds give the mean, spread, min/max and the share of seeds that solved the task
-(classification: reached the best accuracy) or collapsed to the mean (regression: test
-R² <= :data:`COLLAPSE_R2`). A seed recorded twice counts once (its latest run). Reference
+(classification: reached the best accuracy) or collapsed to the mean (regression:
+:attr:`RunRecord.collapsed`). A seed recorded twice counts once (its latest run). Reference
 predictors (source ``reference``: closed forms, whatever the seed) count once, their latest run,
 and like the dataset's known optimum are marked rows, not ranked. Tied models share a rank
 (standard competition ranking: 1, 1, 3). A row scoring better than the known optimum is flagged
@@ -44,8 +44,6 @@ from .records import PRIMARY_METRIC, SOURCES, RunRecord
 
 DB_ENV = "CNNBENCH_DB"
 DEFAULT_TIMEOUT_S = 30.0
-# A regression seed whose test R² is at most this predicted (about) the mean: seed 001's failure.
-COLLAPSE_R2 = 0.1
 # Scores this close (relative to their size, at least 1) are equal: floats from different sums.
 # It decides ties, reaching the best accuracy, and scoring better than the optimum.
 SCORE_TOL = 1e-9
@@ -447,7 +445,7 @@ class Entry:
     seeds: list = field(default_factory=list)
     scores: list = field(default_factory=list)
     solved_share: float | None = None  # classification: share of seeds reaching the best accuracy
-    collapsed_share: float | None = None  # regression: share of seeds with test R² <= COLLAPSE_R2
+    collapsed_share: float | None = None  # regression: share of seeds collapsed (RunRecord.collapsed)
     # Where the optimum is known: how far the score falls short of it, in the metric's units
     # (optimum - score when higher is better, score - optimum when lower is better). Negative:
     # better than the optimum, impossible when it is exact (a leak or a bug), see beyond_optimum.
@@ -580,9 +578,8 @@ def rank(rows: list[tuple[int, RunRecord]], optimum: dict | None = None, preset:
             entry.solved_share = sum(s >= best_accuracy or same_score(s, best_accuracy)
                                      for s in scores) / len(scores)
         else:
-            r2 = [r.metrics.get("r2") for r in records]
-            r2 = [v for v in r2 if isinstance(v, (int, float))]
-            entry.collapsed_share = sum(v <= COLLAPSE_R2 for v in r2) / len(r2) if r2 else None
+            known = [r.collapsed for r in records if r.collapsed is not None]
+            entry.collapsed_share = sum(known) / len(known) if known else None
         if optimum:
             gap = optimum["value"] - entry.score if higher else entry.score - optimum["value"]
             entry.gap_to_optimum = gap

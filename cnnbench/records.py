@@ -14,6 +14,12 @@ PRIMARY_METRIC = {"classification": ("accuracy", True), "regression": ("rmse", F
 
 SOURCES = ("reference", "baseline", "user", "submission")
 
+# Seed 001's failure, "the net predicts the mean": test R² at most COLLAPSE_R2 *and*, where
+# the run recorded it, predictions that barely vary (std under COLLAPSE_SPREAD times the
+# targets' in every column). A poor model whose predictions follow the image is not collapsed.
+COLLAPSE_R2 = 0.1
+COLLAPSE_SPREAD = 0.1
+
 
 @dataclass
 class RunRecord:
@@ -59,6 +65,16 @@ class RunRecord:
     @property
     def score(self) -> float:
         return float(self.metrics[self.metric])
+
+    @property
+    def collapsed(self) -> bool | None:
+        """Regression: predicting (about) one constant near the mean; None where unknowable."""
+        r2 = self.metrics.get("r2")
+        if self.task != "regression" or not isinstance(r2, (int, float)):
+            return None
+        pairs = zip(self.diagnostics.get("prediction_std", []), self.diagnostics.get("target_std", []))
+        flat = all(p < COLLAPSE_SPREAD * t for p, t in pairs if t > 0)
+        return r2 <= COLLAPSE_R2 and flat
 
     def to_json(self) -> str:
         return json.dumps(asdict(self), sort_keys=True)

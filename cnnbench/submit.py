@@ -27,7 +27,7 @@ import numpy as np
 from . import __version__
 from .atomic import atomic_path
 from .errors import CnnbenchError, FormatError, ParamError, UnknownNameError
-from .h5format import SPLITS, Dataset, check_output_path, compute_fingerprint, open_dataset
+from .h5format import SPLITS, Dataset, check_fingerprint, check_output_path, open_dataset
 from .metrics import score
 from .records import PRIMARY_METRIC, RunRecord
 
@@ -239,17 +239,6 @@ def check_name(name: str) -> str:
 
 
 # -- scoring --------------------------------------------------------------------------------
-
-def check_fingerprint(dataset: Dataset) -> None:
-    """Refuse a file whose arrays no longer match its recorded fingerprint.
-
-    Boards group scores by fingerprint: an edited file must not be scored, or copied, under
-    the original's.
-    """
-    if compute_fingerprint(dataset.path) != dataset.fingerprint:
-        raise FormatError(f"{dataset.path}: its arrays do not match its recorded fingerprint "
-                          f"{dataset.fingerprint[:12]} (the file was modified after it was generated)")
-
 
 def _check_plausible(dataset: Dataset, values: np.ndarray) -> None:
     """Refuse regression values beyond :data:`PLAUSIBLE_FACTOR` times the training targets' scale."""

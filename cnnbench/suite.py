@@ -25,8 +25,8 @@ from .errors import ParamError
 from .generate import write_dataset
 from .h5format import open_dataset
 from .presets import Preset, all_presets
-from .leaderboard import COLLAPSE_R2, SOLVED_TOL
-from .records import PRIMARY_METRIC, RunRecord
+from .leaderboard import SOLVED_TOL
+from .records import COLLAPSE_R2, COLLAPSE_SPREAD, PRIMARY_METRIC, RunRecord
 
 RUNGS = ("easy", "medium", "hard")
 
@@ -162,7 +162,7 @@ def summarize(records: list[RunRecord], optimum: dict[str, dict | None] | None =
         extra = {}
         if rs[0].task == "regression":
             extra["r2_mean"] = statistics.fmean(r.metrics["r2"] for r in rs)
-            extra["collapsed"] = sum(r.metrics["r2"] <= COLLAPSE_R2 for r in rs)
+            extra["collapsed"] = sum(bool(r.collapsed) for r in rs)
         out.append(Summary(dataset, name, metric, len(rs), statistics.fmean(scores),
                            statistics.stdev(scores) if len(scores) > 1 else 0.0,
                            max(scores) if higher else min(scores),
@@ -229,11 +229,10 @@ def check_figures(records: list[RunRecord], total_wall_s: float | None = None,
         return f"best {b.name}: {b.score:.4f}", b.score >= 0.99
 
     def seed001_collapse():
-        # Collapsed: R² <= 0.1 *and* predictions that barely vary (std below a tenth of the
-        # targets'), i.e. one constant near the mean, not a poor but image-dependent model.
         rs = need("boxes-64", "seed001-repro")
-        dead = [r for r in rs if r.metrics["r2"] <= COLLAPSE_R2 and _spread_ratio(r) < 0.1]
-        text = f"{len(dead)} of {len(rs)} seeds collapse (test R² <= {COLLAPSE_R2}, prediction std < 0.1 x the targets')"
+        dead = [r for r in rs if r.collapsed]
+        text = (f"{len(dead)} of {len(rs)} seeds collapse (test R² <= {COLLAPSE_R2}, "
+                f"prediction std < {COLLAPSE_SPREAD} x the targets')")
         if dead:
             text += (f"; their RMSE {min(r.score for r in dead):.2f} to {max(r.score for r in dead):.2f} px, "
                      f"prediction std at most {max(max(r.diagnostics['prediction_std']) for r in dead):.3g} px")
@@ -316,13 +315,6 @@ def check_figures(records: list[RunRecord], total_wall_s: float | None = None,
     return figs
 
 
-def _spread_ratio(record: RunRecord) -> float:
-    """Largest prediction std over the targets' std, per target column (inf when unrecorded)."""
-    d = record.diagnostics or {}
-    pairs = list(zip(d.get("prediction_std", []), d.get("target_std", [])))
-    return max((p / t for p, t in pairs if t > 0), default=float("inf"))
-
-
 class _Missing(Exception):
     pass
 
@@ -402,7 +394,7 @@ def render_report(records: list[RunRecord], total_wall_s: float, optimum: dict[s
         if metric == "accuracy":
             head, sep = head + " solved |", sep + "---|"
         else:
-            head, sep = head + " mean R² | collapsed (R² <= 0.1) |", sep + "---|---|"
+            head, sep = head + " mean R² | collapsed |", sep + "---|---|"
         lines += [head + " params | wall s (all seeds) |", sep + "---|---|"]
         for s in rows:
             cells = [s.name, str(s.n), _fmt(s.mean, metric), _fmt(s.std, metric),
@@ -425,6 +417,7 @@ def _column_notes(summaries: list[Summary]) -> str:
         notes.append("solved = share of seeds reaching the known optimum (else the best accuracy "
                      "any run reached on that dataset)")
     if any(s.metric == "rmse" for s in summaries):
-        notes.append(f"collapsed = seeds with test R² <= {COLLAPSE_R2} (predicting about the mean)")
+        notes.append(f"collapsed = seeds predicting about the mean (test R² <= {COLLAPSE_R2} and "
+                     f"prediction std < {COLLAPSE_SPREAD} x the targets')")
     notes.append("std = sample standard deviation over seeds")
     return "Columns: " + "; ".join(notes) + "."

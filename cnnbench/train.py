@@ -28,7 +28,6 @@ from __future__ import annotations
 
 import copy
 import datetime as _dt
-import hashlib
 import math
 import time
 from dataclasses import dataclass, field
@@ -40,9 +39,9 @@ import torch.nn.functional as F
 from torch import nn
 
 from . import __version__, metrics
-from .errors import CnnbenchError, FormatError, ParamError
+from .errors import CnnbenchError, ParamError
 from .families import SPLITS
-from .h5format import Dataset, fingerprint_line, open_dataset
+from .h5format import Dataset, check_fingerprint, open_dataset
 from .records import PRIMARY_METRIC, RunRecord
 
 # --------------------------------------------------------------------------------------------
@@ -321,25 +320,8 @@ def load_splits(ds: Dataset) -> dict[str, dict[str, np.ndarray]]:
         if ds.split_size(split) == 0:
             raise CnnbenchError(f"{ds.path}: split {split!r} is empty")
     arrays = {s: ds.load(s) for s in SPLITS}
-    _check_fingerprint(ds, arrays)
+    check_fingerprint(ds, arrays)  # in memory already: hashing them costs far less than a run
     return arrays
-
-
-def _check_fingerprint(ds: Dataset, arrays: dict) -> None:
-    """Refuse a file whose arrays no longer match its recorded fingerprint.
-
-    Boards group runs by fingerprint, so an edited file must not be scored under the
-    original's. The arrays are in memory already; hashing them costs far less than a run.
-    """
-    outer = hashlib.sha256()
-    for split in SPLITS:
-        for name in sorted(arrays[split]):
-            a = np.ascontiguousarray(arrays[split][name])
-            outer.update(fingerprint_line(split, name, a.dtype, a.shape,
-                                          hashlib.sha256(a.tobytes()).hexdigest()))
-    if outer.hexdigest() != ds.fingerprint:
-        raise FormatError(f"{ds.path}: its arrays do not match its recorded fingerprint "
-                          f"{ds.fingerprint[:12]} (the file was modified after it was generated)")
 
 
 def run(dataset: Dataset | str, factory: Callable, *, name: str, seed: int = 0,

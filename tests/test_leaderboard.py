@@ -11,9 +11,8 @@ import pytest
 from click.testing import CliRunner
 
 from cnnbench.cli import main
-from cnnbench.leaderboard import (COLLAPSE_R2, SCHEMA_VERSION, Leaderboard, LeaderboardError,
-                                  rank, resolve_db_path)
-from cnnbench.records import PROTOCOL_VERSION, RunRecord
+from cnnbench.leaderboard import SCHEMA_VERSION, Leaderboard, LeaderboardError, rank, resolve_db_path
+from cnnbench.records import COLLAPSE_R2, PROTOCOL_VERSION, RunRecord
 from cnnbench.report import render, render_fingerprints
 
 FP_A = "a" * 64
@@ -249,6 +248,23 @@ def test_regression_collapsed_share_lower_is_better(db):
     assert b.entries[1].score == pytest.approx((7 * 18.0 + 3 * 0.8) / 10)
     assert b.entries[2].collapsed_share == 1.0
     assert COLLAPSE_R2 == 0.1
+
+
+def test_collapsed_means_a_constant_about_the_mean_not_just_a_low_r2():
+    def rec(r2, prediction_std, target_std=(16.0, 16.0)):
+        return RunRecord(name="m", source="baseline", fingerprint=FP_A, family="boxes", task="regression",
+                         metrics={"rmse": 1.0, "r2": r2},
+                         diagnostics={"prediction_std": list(prediction_std), "target_std": list(target_std)})
+
+    assert rec(0.0, (0.0, 0.0)).collapsed is True  # one constant: seed 001's failure
+    assert rec(-1.2, (15.0, 14.0)).collapsed is False  # wrong but image-dependent (a held-out quadrant)
+    assert rec(0.5, (0.0, 0.0)).collapsed is False  # R² above the bound
+    assert rec(0.0, (0.0, 2.0)).collapsed is False  # one column still follows the image
+    no_diagnostics = RunRecord(name="s", source="submission", fingerprint=FP_A, family="boxes",
+                               task="regression", metrics={"rmse": 1.0, "r2": 0.05})
+    assert no_diagnostics.collapsed is True  # R² alone where the spread was not recorded
+    assert RunRecord(name="c", source="baseline", fingerprint=FP_A, family="lines", task="classification",
+                     metrics={"accuracy": 0.5}).collapsed is None
 
 
 def test_rerun_of_a_seed_counts_once(db):

@@ -8,17 +8,14 @@ import time
 from pathlib import Path
 
 import click
-import torch
 
 from ..atomic import write_text
-from ..baselines import all_baselines, applicable, get_baseline
 from ..errors import ParamError
 from ..h5format import check_output_path, open_dataset
 from ..leaderboard import Leaderboard, resolve_db_path
 from ..report import render_fingerprints
-from ..train import load_splits, parse_seeds, run
 from . import main
-from .board import db_option
+from .options import db_option, threads_option
 from .data import progress_bar
 
 
@@ -55,15 +52,9 @@ def run_options(f):
                      help="Override each baseline's default epochs (closed-form fits ignore it).")(f)
     f = click.option("--device", default="auto", show_default=True,
                      help="auto (CUDA when present, else CPU), cpu, cuda, cuda:1...")(f)
-    f = click.option("--threads", type=click.IntRange(min=1), default=None, metavar="N",
-                     help="CPU threads for torch [default: torch's choice].")(f)
+    f = threads_option(f)
     f = click.option("--quiet", "-q", is_flag=True, help="No progress bars; one line per run.")(f)
     return f
-
-
-def _threads(threads):
-    if threads:
-        torch.set_num_threads(threads)
 
 
 def _check_epochs(epochs):
@@ -83,6 +74,7 @@ def _line(record) -> str:
 
 def _run_many(ds, runs, *, epochs, device, quiet, board, plot_dir=None, on_record=None):
     """Train and record each (baseline, seeds); the split arrays are read once for all."""
+    from ..train import load_splits, run  # torch only for the commands that train
     arrays = load_splits(ds)
     records = []
     for baseline, seeds in runs:
@@ -127,7 +119,7 @@ def _plots(result, ds, folder: Path) -> None:
               help="Write learning curves (and, for regression, predicted-vs-true) PNGs here.")
 @run_options
 @db_option
-def bench(dataset, names, seeds, plot_dir, epochs, device, threads, quiet, db):
+def bench(dataset, names, seeds, plot_dir, epochs, device, quiet, db):
     """Train baselines on DATASET.h5 under the protocol, score them on test, record them.
 
     Each run trains on train, selects its epoch on val and reports test metrics for that
@@ -137,6 +129,9 @@ def bench(dataset, names, seeds, plot_dir, epochs, device, threads, quiet, db):
       cnnbench bench lines-3x3.h5 -b seed000-repro -b seed000-fix --seeds 0-9
       cnnbench bench boxes-64.h5 -b ridge --plot plots/
     """
+    from ..baselines import applicable, get_baseline
+    from ..train import parse_seeds
+
     _check_epochs(epochs)
     seed_list = parse_seeds(seeds)
     ds = open_dataset(dataset)
@@ -149,7 +144,6 @@ def bench(dataset, names, seeds, plot_dir, epochs, device, threads, quiet, db):
     else:
         shape = ds.shapes["train"]["images"][1:]
         chosen = [b for b in applicable(ds.family, ds.task) if b.fits(shape)]
-    _threads(threads)
     if plot_dir:
         Path(plot_dir).mkdir(parents=True, exist_ok=True)
     path = resolve_db_path(db)
@@ -168,6 +162,8 @@ def baselines_command(dataset):
 
     Marks: q = quick (part of the default suite), r = reference predictor.
     """
+    from ..baselines import all_baselines
+
     found = list(all_baselines().values())
     if dataset:
         ds = open_dataset(dataset)
@@ -203,7 +199,7 @@ def baselines_command(dataset):
               help="Write the figures table and every result (e.g. docs/results.md).")
 @run_options
 @db_option
-def suite(full, rungs, preset_names, names, data_dir, seeds, dry_run, report, epochs, device, threads,
+def suite(full, rungs, preset_names, names, data_dir, seeds, dry_run, report, epochs, device,
           quiet, db):
     """Generate the canonical presets, run their baselines, record them, print the leaderboard.
 
@@ -219,6 +215,7 @@ def suite(full, rungs, preset_names, names, data_dir, seeds, dry_run, report, ep
       cnnbench suite --preset lines-3x3 --seeds 0-9
     """
     from .. import suite as lib
+    from ..train import parse_seeds
 
     started = time.perf_counter()
     _check_epochs(epochs)
@@ -232,7 +229,6 @@ def suite(full, rungs, preset_names, names, data_dir, seeds, dry_run, report, ep
         return
     if report:
         check_output_path(report, force=True)
-    _threads(threads)
     path = resolve_db_path(db)
     records, fingerprints, optimum = [], [], {}
     with Leaderboard(path) as board:

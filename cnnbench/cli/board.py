@@ -14,13 +14,7 @@ from ..presets import all_presets, get_preset
 from ..report import FORMATS, render, render_html
 from ..submit import export_public, prepare_submission
 from . import main
-
-
-def db_option(f):
-    """``--db PATH``, shared by every command that reads or writes the leaderboard."""
-    return click.option("--db", type=click.Path(dir_okay=False), default=None, metavar="PATH",
-                        help="Leaderboard database [default: $CNNBENCH_DB, else "
-                             "~/.local/share/cnnbench/leaderboard.sqlite].")(f)
+from .options import db_option, threads_option
 
 
 @main.command()
@@ -157,12 +151,11 @@ def export_public_command(dataset, out, force, allow_guessable_seed):
 @click.option("--seeds", default="0", show_default=True, metavar="LIST",
               help="Training seeds: 0-9, 0,3,5 or one number; each is a run, shown as one row.")
 @click.option("--device", default="auto", show_default=True, help="auto (CUDA when present), cpu, cuda...")
-@click.option("--threads", type=click.IntRange(min=1), default=None, metavar="N",
-              help="CPU threads for torch [default: torch's choice].")
+@threads_option
 @click.option("--notes", default="", help="Free text stored with the rows.")
 @click.option("--quiet", "-q", is_flag=True, help="Only the final lines.")
 @db_option
-def evaluate(dataset, model, name, epochs, seeds, device, threads, notes, quiet, db):
+def evaluate(dataset, model, name, epochs, seeds, device, notes, quiet, db):
     """Train your own torch model under the baselines' protocol and record it (source 'user').
 
     The factory gets a DataInfo (task, image shape, number of outputs...) and returns a
@@ -178,10 +171,8 @@ def evaluate(dataset, model, name, epochs, seeds, device, threads, notes, quiet,
     """
     from ..submit import evaluate_model
     from ..train import parse_seeds
-    from .bench import _threads
 
     seed_list = parse_seeds(seeds)
-    _threads(threads)
     path = resolve_db_path(db)
 
     def progress(seed, epoch, total, metric, value):

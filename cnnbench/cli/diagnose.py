@@ -3,13 +3,12 @@
 from __future__ import annotations
 
 import click
-import torch
 
 from ..errors import ParamError
 from ..h5format import open_dataset
 from ..leaderboard import resolve_db_path
 from . import main
-from .board import db_option
+from .options import db_option, threads_option
 
 
 @main.command()
@@ -23,11 +22,10 @@ from .board import db_option
 @click.option("--seed", type=click.IntRange(min=0), default=0, show_default=True, metavar="S",
               help="Training seed (initialisation, batch order), as evaluate --seeds.")
 @click.option("--device", default="cpu", show_default=True, help="cpu (reproducible), auto, cuda...")
-@click.option("--threads", type=click.IntRange(min=1), default=None, metavar="N",
-              help="CPU threads for torch [default: torch's choice; 1 is faster on a busy machine].")
+@threads_option
 @click.option("--json", "as_json", is_flag=True, help="Print the checklist as JSON.")
 @db_option
-def diagnose(dataset, model, baseline, steps, seed, device, threads, as_json, db):
+def diagnose(dataset, model, baseline, steps, seed, device, as_json, db):
     """Find out why a network fails: short probes of its recipe, as a checklist.
 
     Builds the recipe exactly as evaluate/bench would, then probes it on a few hundred
@@ -45,8 +43,6 @@ def diagnose(dataset, model, baseline, steps, seed, device, threads, as_json, db
 
     if (model is None) == (baseline is None):
         raise ParamError("give exactly one of --model FILE.py:FACTORY or --baseline NAME")
-    if threads:
-        torch.set_num_threads(threads)
     ds = open_dataset(dataset)
     factory, name = resolve_model(model, baseline, ds)
     path = resolve_db_path(db)

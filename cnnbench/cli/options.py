@@ -1,0 +1,28 @@
+"""Options shared by several commands, declared once."""
+
+from __future__ import annotations
+
+import click
+
+
+def db_option(f):
+    """``--db PATH``, shared by every command that reads or writes the leaderboard."""
+    return click.option("--db", type=click.Path(dir_okay=False), default=None, metavar="PATH",
+                        help="Leaderboard database [default: $CNNBENCH_DB, else "
+                             "$XDG_DATA_HOME/cnnbench/leaderboard.sqlite, i.e. "
+                             "~/.local/share/cnnbench/leaderboard.sqlite].")(f)
+
+
+def _set_threads(ctx, param, threads):
+    if threads:
+        import torch  # only commands that train take this option
+
+        torch.set_num_threads(threads)
+
+
+def threads_option(f):
+    """``--threads N``: torch's CPU threads, set as soon as the option is read."""
+    return click.option("--threads", type=click.IntRange(min=1), default=None, metavar="N",
+                        expose_value=False, callback=_set_threads,
+                        help="CPU threads for torch [default: torch's choice; 1 is often faster "
+                             "for tiny models or on a busy machine].")(f)
