@@ -19,8 +19,10 @@ class Preset:
     quick: bool  # part of the README's quick main job
     rung: str | None = None  # difficulty ladder: "easy", "medium" or "hard"
 
-    def spec(self) -> Spec:
-        return build_spec(self.family, self.params, preset=self.name)
+    def spec(self, seed: int | None = None) -> Spec:
+        """The preset's spec; ``seed`` replaces its published seed (a hosted board's secret)."""
+        params = self.params if seed is None else {**self.params, "seed": seed}
+        return build_spec(self.family, params, preset=self.name)
 
 
 def _load(name: str, text: str) -> Preset:

@@ -330,16 +330,8 @@ def guessable_seed(spec: dict) -> str | None:
 
 
 def secret_seed_command(preset) -> str:
-    """``cnnbench generate`` with a preset's parameters and a random secret seed."""
-    def text(value) -> str:
-        if isinstance(value, bool):
-            return str(value).lower()
-        if isinstance(value, (list, tuple)):
-            return ":".join(map(str, value))
-        return str(value)
-
-    options = " ".join(f"--{k.replace('_', '-')} {text(v)}" for k, v in preset.params.items() if k != "seed")
-    return (f"cnnbench generate {preset.family} {options} "
+    """``cnnbench generate`` of a preset with a random secret seed."""
+    return (f"cnnbench generate --preset {preset.name} "
             f"--seed $(python3 -c 'import secrets; print(secrets.randbits(63))') --out FULL.h5")
 
 

@@ -110,9 +110,12 @@ class FamilyGroup(click.Group):
 @click.option("--out", type=click.Path(dir_okay=False), help="Output file for one preset.")
 @click.option("--out-dir", type=click.Path(file_okay=False),
               help="Folder for one or more presets, written as NAME.h5.")
+@click.option("--seed", "preset_seed", type=click.IntRange(min=0), default=None, metavar="INT",
+              help="With --preset: another dataset seed than the published one (a hosted "
+                   "leaderboard's secret seed, see `cnnbench export-public --help`).")
 @output_options
 @click.pass_context
-def generate(ctx, presets, out, out_dir, force, workers, quiet):
+def generate(ctx, presets, out, out_dir, preset_seed, force, workers, quiet):
     """Generate a dataset file (HDF5, see docs/format.md).
 
     Either a family with its options, or a canonical preset by name:
@@ -122,12 +125,13 @@ def generate(ctx, presets, out, out_dir, force, workers, quiet):
       cnnbench generate lines --help          every option of a family
       cnnbench generate --preset lines-3x3 --out lines-3x3.h5
       cnnbench generate --preset all --out-dir data/
+      cnnbench generate --preset boxes-64 --seed 8190247 --out hosted.h5
 
     The same parameters and seed always give the same bytes.
     """
     if ctx.invoked_subcommand is not None:
-        if presets or out or out_dir:
-            raise click.UsageError("--preset/--out/--out-dir before a family name: put --out after it")
+        if presets or out or out_dir or preset_seed is not None:
+            raise click.UsageError("--preset/--out/--out-dir/--seed before a family name: put them after it")
         return
     if not presets:
         click.echo(ctx.get_help())
@@ -140,7 +144,7 @@ def generate(ctx, presets, out, out_dir, force, workers, quiet):
         raise click.UsageError("--out takes one preset; use --out-dir for several")
     if out_dir:
         os.makedirs(out_dir, exist_ok=True)
-    specs = [(p.spec(), out or f"{out_dir.rstrip('/')}/{p.name}.h5") for p in chosen]
+    specs = [(p.spec(preset_seed), out or f"{out_dir.rstrip('/')}/{p.name}.h5") for p in chosen]
     for _, path in specs:  # every output checked before any is written
         check_output_path(path, force)
     for spec, path in specs:
