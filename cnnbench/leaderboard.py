@@ -35,6 +35,7 @@ import json
 import math
 import os
 import sqlite3
+import time
 from dataclasses import asdict, dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
@@ -176,7 +177,7 @@ class Leaderboard:
         self._conn = conn
         try:
             conn.execute(f"PRAGMA busy_timeout = {int(self.timeout * 1000)}")
-            mode = conn.execute("PRAGMA journal_mode = WAL").fetchone()[0]
+            mode = self._switch_to_wal(conn)
             if mode.lower() != "wal" and self.path.exists() and os.access(self.path, os.W_OK):
                 raise LeaderboardError(f"{self.path}: cannot switch the database to WAL mode ({mode})")
             conn.execute("PRAGMA foreign_keys = ON")
@@ -188,6 +189,23 @@ class Leaderboard:
             self.close()
             raise
         return conn
+
+    def _switch_to_wal(self, conn: sqlite3.Connection) -> str:
+        """``PRAGMA journal_mode = WAL``, retried while another process holds the file.
+
+        SQLite answers "database is locked" to this pragma at once, without waiting through
+        the busy timeout, when another connection is creating or switching the same new file:
+        several first writers starting together would otherwise fail.
+        """
+        deadline, delay = time.monotonic() + self.timeout, 0.002
+        while True:
+            try:
+                return conn.execute("PRAGMA journal_mode = WAL").fetchone()[0]
+            except sqlite3.OperationalError as exc:
+                if not ("locked" in str(exc) or "busy" in str(exc)) or time.monotonic() > deadline:
+                    raise
+                time.sleep(delay)
+                delay = min(2 * delay, 0.1)
 
     # -- plumbing -------------------------------------------------------------------------
 

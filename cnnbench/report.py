@@ -26,7 +26,14 @@ def _num(value: float | None, digits: int = 4) -> str:
 
 
 def _share(value: float | None) -> str:
-    return "-" if value is None else f"{round(100 * value)}%"
+    if value is None:
+        return "-"
+    # 1 seed in 300 is not "0%", and 299 in 300 is not "100%".
+    if 0 < value < 0.005:
+        return "<1%"
+    if 0.995 <= value < 1:
+        return ">99%"
+    return f"{round(100 * value)}%"
 
 
 def _marker(entry: Entry) -> str:

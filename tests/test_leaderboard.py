@@ -478,3 +478,9 @@ def test_cli_preset_recorded_but_no_longer_shipped(db):
         board.add(run(name="old", preset="retired-preset"))
     result = CliRunner().invoke(main, ["leaderboard", "--db", str(db), "--preset", "retired-preset"])
     assert result.exit_code == 0 and "old" in result.output
+
+
+def test_a_rare_share_is_not_rounded_away():
+    from cnnbench.report import _share
+
+    assert [_share(v) for v in (None, 0.0, 1 / 300, 0.5, 299 / 300, 1.0)] == ["-", "0%", "<1%", "50%", ">99%", "100%"]
