@@ -328,7 +328,7 @@ class Leaderboard:
         """Remember a dataset file's preset and optimum under its fingerprint."""
         record = RunRecord(name="", source="reference", fingerprint=dataset.fingerprint,
                            family=dataset.family, task=dataset.task, metrics={},
-                           dataset_path=str(dataset.path), preset=dataset.spec.get("preset"))
+                           dataset_path=str(dataset.path.resolve()), preset=dataset.spec.get("preset"))
         try:
             with self._write():
                 self._upsert_dataset(record, dataset)

@@ -284,7 +284,7 @@ def submission_record(dataset: Dataset, predictions: Predictions, metrics: dict,
         raise ParamError("--params must be at least 0")
     return RunRecord(
         name=check_name(name), source="submission", fingerprint=dataset.fingerprint,
-        family=dataset.family, task=dataset.task, metrics=metrics, dataset_path=str(dataset.path),
+        family=dataset.family, task=dataset.task, metrics=metrics, dataset_path=str(dataset.path.resolve()),
         preset=dataset.spec.get("preset"),
         split_sizes={s: dataset.split_size(s) for s in SPLITS}, params=params,
         cnnbench_version=__version__, timestamp=datetime.now(timezone.utc).isoformat(timespec="seconds"),

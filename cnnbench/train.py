@@ -306,7 +306,7 @@ def parse_seeds(text: str) -> list[int]:
         raise ParamError(f"seeds: {text!r} has a negative seed")
     if any(s > MAX_SEED for s in seeds):
         raise ParamError(f"seeds: {text!r} has a seed above {MAX_SEED}")
-    return seeds
+    return list(dict.fromkeys(seeds))  # "0,0" or "0-3,2" run each seed once
 
 
 def load_splits(ds: Dataset) -> dict[str, dict[str, np.ndarray]]:
@@ -406,7 +406,7 @@ def run(dataset: Dataset | str, factory: Callable, *, name: str, seed: int = 0,
               **recipe.config}
     record = RunRecord(
         name=name, source=source, fingerprint=ds.fingerprint, family=ds.family, task=ds.task,
-        metrics=test_metrics, dataset_path=str(ds.path), preset=ds.spec.get("preset"),
+        metrics=test_metrics, dataset_path=str(ds.path.resolve()), preset=ds.spec.get("preset"),
         split_sizes={s: ds.split_size(s) for s in ("train", "val", "test")},
         val_metrics=val_metrics, params=count_parameters(recipe.model), epochs=n_epochs,
         best_epoch=best_epoch, wall_time_s=round(wall, 3), device=str(dev), seed=seed,

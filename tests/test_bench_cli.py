@@ -210,3 +210,19 @@ def test_report_solved_share_is_against_the_optimum_and_hand_notes_are_kept(tmp_
     assert "old tables" not in rewritten
     assert rewritten.endswith(NOTES_MARKER + "\n## Notes\nwritten by hand\n")
     assert kept_notes(tmp_path / "missing.md") == ""
+
+
+def test_bench_runs_each_baseline_and_seed_once_and_records_an_absolute_path(tmp_path, lines3, monkeypatch):
+    import shutil
+
+    db = tmp_path / "b.sqlite"
+    shutil.copy(lines3, tmp_path / "l3.h5")
+    monkeypatch.chdir(tmp_path)
+    result = invoke("bench", "l3.h5", "-b", "majority", "-b", "majority", "-b", "mlp", "--seeds", "0,0,1",
+                    "--epochs", "1", "--db", db, "-q")
+    assert result.exit_code == 0, result.output
+    with Leaderboard(db) as board:
+        runs = board.runs()
+    # majority is a reference predictor: once, whatever the seeds; mlp once per distinct seed.
+    assert sorted((r.name, r.seed) for r in runs) == [("majority", 0), ("mlp", 0), ("mlp", 1)]
+    assert {r.dataset_path for r in runs} == {str(tmp_path.resolve() / "l3.h5")}

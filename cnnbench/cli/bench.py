@@ -136,7 +136,7 @@ def bench(dataset, names, seeds, plot_dir, epochs, device, quiet, db):
     seed_list = parse_seeds(seeds)
     ds = open_dataset(dataset)
     if names:
-        chosen = [get_baseline(n) for n in names]
+        chosen = [get_baseline(n) for n in dict.fromkeys(names)]  # each once
         wrong = [b for b in chosen if not b.applies_to(ds.family, ds.task)]
         if wrong:
             raise ParamError(f"baseline {wrong[0].name!r} does not apply to {ds.family} "
