@@ -15,10 +15,12 @@ W, H, MARGIN = 640, 420, 56
 COLOURS = [(31, 119, 180), (214, 39, 40), (44, 160, 44), (255, 127, 14)]
 
 
-def _ticks(lo: float, hi: float) -> list[float]:
+def _ticks(lo: float, hi: float, integer: bool = False) -> list[float]:
     if not math.isfinite(lo) or not math.isfinite(hi) or hi <= lo:
         return [lo]
     step = 10 ** math.floor(math.log10((hi - lo) / 4))
+    if integer:  # epochs: no tick at 1.5
+        step = max(step, 1)
     for mult in (1, 2, 5, 10):
         if (hi - lo) / (step * mult) <= 6:
             step *= mult
@@ -32,19 +34,22 @@ def _label(v: float) -> str:
 
 
 class _Axes:
-    def __init__(self, draw: ImageDraw.ImageDraw, box, xlim, ylim, title):
+    def __init__(self, draw: ImageDraw.ImageDraw, box, xlim, ylim, title, integer_x: bool = False):
         self.draw, (self.x0, self.y0, self.x1, self.y1) = draw, box
         self.xlim, self.ylim = _pad(xlim), _pad(ylim)
         draw.rectangle(box, outline=(0, 0, 0))
         draw.text((self.x0, self.y0 - 16), title, fill=(0, 0, 0))
-        for t in _ticks(*self.xlim):
+        for t in _ticks(*self.xlim, integer=integer_x):
             x, _ = self.map(t, self.ylim[0])
+            label = _label(t)
             draw.line([(x, self.y1), (x, self.y1 + 4)], fill=(0, 0, 0))
-            draw.text((x - 10, self.y1 + 6), _label(t), fill=(0, 0, 0))
+            draw.text((x - draw.textlength(label) / 2, self.y1 + 6), label, fill=(0, 0, 0))
         for t in _ticks(*self.ylim):
             _, y = self.map(self.xlim[0], t)
+            label = _label(t)
             draw.line([(self.x0 - 4, y), (self.x0, y)], fill=(0, 0, 0))
-            draw.text((2, y - 6), _label(t), fill=(0, 0, 0))
+            # Right-aligned against this panel's own axis (not the image's left edge).
+            draw.text((self.x0 - 6 - draw.textlength(label), y - 6), label, fill=(0, 0, 0))
 
     def map(self, x: float, y: float) -> tuple[float, float]:
         fx = (x - self.xlim[0]) / (self.xlim[1] - self.xlim[0])
@@ -73,7 +78,7 @@ def learning_curves(record: RunRecord, path: str | Path) -> Path:
         box = (MARGIN, top, W - 16, top + height - 44)
         epochs = np.arange(1, len(values) + 1)
         axes = _Axes(draw, box, (1, max(2, len(values))), (min(values), max(values)),
-                     f"{record.name} seed {record.seed}: {key} by epoch")
+                     f"{record.name} seed {record.seed}: {key} by epoch", integer_x=True)
         points = [axes.map(e, v) for e, v in zip(epochs, values) if math.isfinite(v)]
         if len(points) > 1:
             draw.line(points, fill=COLOURS[i % len(COLOURS)], width=2)
@@ -82,7 +87,11 @@ def learning_curves(record: RunRecord, path: str | Path) -> Path:
         if record.best_epoch and key.startswith("val_") and record.best_epoch <= len(values):
             x, _ = axes.map(record.best_epoch, values[0])
             draw.line([(x, box[1]), (x, box[3])], fill=(150, 150, 150))
-            draw.text((x + 3, box[1] + 2), "selected", fill=(120, 120, 120))
+            label = f"selected (epoch {record.best_epoch})"
+            width = draw.textlength(label)
+            # Beside the line, on whichever side leaves room inside the panel.
+            tx = x + 3 if x + 3 + width <= box[2] - 2 else x - 3 - width
+            draw.text((tx, box[1] + 2), label, fill=(120, 120, 120))
     with atomic_path(path) as tmp:
         img.save(tmp, format="PNG")
     return Path(path)
@@ -106,7 +115,7 @@ def scatter(predicted: np.ndarray, targets: np.ndarray, path: str | Path, title:
         draw.line([axes.map(lo, lo), axes.map(hi, hi)], fill=(160, 160, 160))
         for tv, pv in zip(t[:3000], p[:3000]):
             x, y = axes.map(tv, pv)
-            draw.point((x, y), fill=COLOURS[0])
+            draw.rectangle([x - 1, y - 1, x + 1, y + 1], fill=COLOURS[0])  # a pixel is too small
     with atomic_path(path) as tmp:
         img.save(tmp, format="PNG")
     return Path(path)
