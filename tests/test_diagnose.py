@@ -28,22 +28,24 @@ from cnnbench.generate import build_spec, write_dataset
 STEPS = 20  # training probe steps in these tests; the overfit probe runs up to 120
 
 
-@pytest.fixture(scope="module")
-def boxes16(tmp_path_factory):
-    path = tmp_path_factory.mktemp("dg") / "boxes16.h5"
-    write_dataset(build_spec("boxes", {"size": 16, "box_size": 2, "channels": 3, "n_train": 200,
+def boxes_file(tmp_path_factory, size: int, box_size: int):
+    """A boxes file of 200 train images of side ``size``, written once per module."""
+    path = tmp_path_factory.mktemp("dg") / f"boxes{size}.h5"
+    write_dataset(build_spec("boxes", {"size": size, "box_size": box_size, "channels": 3, "n_train": 200,
                                        "n_val": 20, "n_test": 20}), path)
     return path
+
+
+@pytest.fixture(scope="module")
+def boxes16(tmp_path_factory):
+    return boxes_file(tmp_path_factory, 16, 2)
 
 
 @pytest.fixture(scope="module")
 def boxes32(tmp_path_factory):
     # Seed 001's targets are unscaled pixel offsets: on 32x32 their std (about 8 px) is large
     # enough for Adam 0.01's first steps to kill the ReLUs; on 16x16 (std 4) it often is not.
-    path = tmp_path_factory.mktemp("dg") / "boxes32.h5"
-    write_dataset(build_spec("boxes", {"size": 32, "box_size": 4, "channels": 3, "n_train": 200,
-                                       "n_val": 20, "n_test": 20}), path)
-    return path
+    return boxes_file(tmp_path_factory, 32, 4)
 
 
 def run_baseline(path, name, seed=0, **kwargs):
