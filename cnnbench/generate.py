@@ -119,6 +119,15 @@ def _worker_init(parent: int) -> None:
         os._exit(1)
 
 
+def _pool_context():
+    """fork on Linux: the workers' parent is then this process, which ``_worker_init``'s
+    parent-death checks rely on (under forkserver, Python 3.14's default there, it would be
+    the fork server). Elsewhere the platform's default (spawn)."""
+    if sys.platform.startswith("linux"):
+        return multiprocessing.get_context("fork")
+    return multiprocessing.get_context()
+
+
 def iter_split(spec: Spec, split: str, workers: int = 1) -> Iterator[tuple[int, dict]]:
     """Yield ``(start, arrays)`` for each block of a split, in order.
 
@@ -135,7 +144,7 @@ def iter_split(spec: Spec, split: str, workers: int = 1) -> Iterator[tuple[int, 
             yield job[5], _draw_block(*job)
         return
     # Pool.__exit__ calls terminate(): the workers are killed, not waited for.
-    with multiprocessing.Pool(workers, initializer=_worker_init, initargs=(os.getpid(),)) as pool:
+    with _pool_context().Pool(workers, initializer=_worker_init, initargs=(os.getpid(),)) as pool:
         # Keep a bounded number of blocks in flight so memory stays flat on big splits.
         pending = deque(pool.apply_async(_draw_block, job) for job in jobs[: 2 * workers])
         for i, job in enumerate(jobs):

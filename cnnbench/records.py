@@ -14,6 +14,9 @@ PRIMARY_METRIC = {"classification": ("accuracy", True), "regression": ("rmse", F
 
 SOURCES = ("reference", "baseline", "user", "submission")
 
+# Training seeds fit every consumer: torch.manual_seed, numpy, SQLite's INTEGER, and seed + 1.
+MAX_SEED = 2**31 - 1
+
 # Seed 001's failure, "the net predicts the mean": test R² at most COLLAPSE_R2 *and*, where
 # the run recorded it, predictions that barely vary (std under COLLAPSE_SPREAD times the
 # targets' in every column). A poor model whose predictions follow the image is not collapsed.

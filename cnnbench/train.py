@@ -42,7 +42,7 @@ from . import __version__, metrics
 from .errors import CnnbenchError, ParamError
 from .families import SPLITS
 from .h5format import Dataset, check_fingerprint, open_dataset
-from .records import PRIMARY_METRIC, RunRecord
+from .records import MAX_SEED, PRIMARY_METRIC, RunRecord
 
 # --------------------------------------------------------------------------------------------
 # What a model factory sees, and what it returns
@@ -282,10 +282,6 @@ class RunResult:
     recipe: Recipe
 
 
-# Seeds fit every consumer: torch.manual_seed, numpy, SQLite's INTEGER, and seed + 1.
-MAX_SEED = 2**31 - 1
-
-
 def parse_seeds(text: str) -> list[int]:
     """``"0-9"`` -> 0..9; ``"0,3,5"`` -> [0, 3, 5]; ``"7"`` -> [7]."""
     seeds: list[int] = []
@@ -347,8 +343,8 @@ def run(dataset: Dataset | str, factory: Callable, *, name: str, seed: int = 0,
     ds = dataset if isinstance(dataset, Dataset) else open_dataset(dataset)
     if epochs is not None and epochs < 1:
         raise ParamError(f"epochs: {epochs} must be at least 1")
-    if seed < 0:
-        raise ParamError(f"seed: {seed} must be non-negative")
+    if not 0 <= seed <= MAX_SEED:
+        raise ParamError(f"seed: {seed} must be in 0..{MAX_SEED}")
     arrays = arrays if arrays is not None else load_splits(ds)
     info = DataInfo.from_dataset(ds)
     dev = resolve_device(device)

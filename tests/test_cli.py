@@ -64,3 +64,33 @@ def test_info_on_a_public_copy_says_the_seed_is_withheld(tmp_path):
     assert runner.invoke(main, ["export-public", str(full), "--out", str(public)]).exit_code == 0
     text = runner.invoke(main, ["info", str(public)]).output
     assert "seed         withheld (public copy)" in text and str(2**40 + 7) not in text
+
+
+def test_bare_commands_show_their_help_and_exit_2():
+    for args in ([], ["generate"]):
+        result = CliRunner().invoke(main, args)
+        assert result.exit_code == 2, args
+        assert result.output.startswith("Usage: ") and "Error" not in result.output, args
+
+
+def test_diagnose_refuses_a_seed_above_the_limit(lines3):
+    result = CliRunner().invoke(main, ["diagnose", str(lines3), "--baseline", "seed000-fix",
+                                       "--seed", str(2**64)])
+    assert result.exit_code == 2 and len(result.output.strip().splitlines()) == 1, result.output
+    assert "--seed" in result.output
+
+
+@pytest.mark.skipif(sys.platform != "linux", reason="forkserver is Linux's default from Python 3.14")
+def test_workers_still_draw_when_the_default_start_method_is_forkserver(tmp_path):
+    # The pool's workers check that their parent is alive; under forkserver their parent is
+    # the fork server, and an earlier version restarted them forever.
+    script = (
+        "import multiprocessing, sys\n"
+        "multiprocessing.set_start_method('forkserver')\n"
+        "from cnnbench.generate import build_spec, write_dataset\n"
+        "spec = build_spec('lines', {'size': 4, 'n_train': 3000, 'n_val': 8, 'n_test': 8})\n"
+        "write_dataset(spec, sys.argv[1], workers=2)\n")
+    out = tmp_path / "l.h5"
+    done = subprocess.run([sys.executable, "-c", script, str(out)], timeout=120, capture_output=True)
+    assert done.returncode == 0, done.stderr.decode()[-2000:]
+    assert out.exists()

@@ -15,6 +15,10 @@ from .. import __version__
 from ..errors import CnnbenchError
 
 
+# click >= 8.2 raises this (a UsageError) for a group called with no arguments.
+_NO_ARGS_IS_HELP = getattr(click.exceptions, "NoArgsIsHelpError", ())
+
+
 def _exit_on_signal(signum, frame):
     # SIGTERM/SIGHUP unwind like Ctrl-C does: temporary files are removed, worker pools
     # terminated, open transactions rolled back, instead of the process vanishing mid-write.
@@ -28,8 +32,12 @@ class CnnbenchGroup(click.Group):
                 signal.signal(sig, _exit_on_signal)
         kwargs.pop("standalone_mode", None)
         try:
-            super().main(*args, standalone_mode=False, **kwargs)
-            sys.exit(0)  # as click's standalone mode does: a command's return value is no exit code
+            code = super().main(*args, standalone_mode=False, **kwargs)
+            # ctx.exit(N) comes back as N; a command's own return value is no exit code.
+            sys.exit(code if isinstance(code, int) else 0)
+        except _NO_ARGS_IS_HELP as exc:  # bare `cnnbench`: the help, not an error line
+            exc.show()
+            sys.exit(exc.exit_code)
         except click.UsageError as exc:
             # One line, like every other error: the problem, then where the usage is.
             where = f" (see '{exc.ctx.command_path} --help')" if exc.ctx is not None else ""

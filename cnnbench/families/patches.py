@@ -68,8 +68,8 @@ PARAMS = (
     Param("glare", "float", 0.0, "Probability of a specular glare spot over the well.", low=0.0, high=1.0),
     Param("bubbles", "int", 0, "Largest number of bubbles in the well (uniform 0..N per image).", low=0, high=20),
     Param("augment_copies", "int", 0,
-          "Augmented copies of each training image (new pose and camera draw); n_train grows to "
-          "n_train * (K + 1).", low=0, high=100),
+          "Augmented copies of each training image (new pose and camera draw); the train split "
+          "holds n_train * (K + 1) rows (the spec keeps n_train).", low=0, high=100),
 )
 
 
