@@ -48,7 +48,6 @@ DEFAULT_TIMEOUT_S = 30.0
 # Scores this close (relative to their size, at least 1) are equal: floats from different sums.
 # It decides ties, reaching the best accuracy, and scoring better than the optimum.
 SCORE_TOL = 1e-9
-SOLVED_TOL = SCORE_TOL
 
 
 class LeaderboardError(CnnbenchError):

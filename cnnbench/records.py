@@ -22,6 +22,7 @@ MAX_SEED = 2**31 - 1
 # targets' in every column). A poor model whose predictions follow the image is not collapsed.
 COLLAPSE_R2 = 0.1
 COLLAPSE_SPREAD = 0.1
+COLLAPSE_RULE = f"test R² <= {COLLAPSE_R2} and prediction std < {COLLAPSE_SPREAD} x the targets'"
 
 
 @dataclass

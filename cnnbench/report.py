@@ -14,7 +14,7 @@ import json
 import os
 
 from .leaderboard import Board, Entry, Leaderboard
-from .records import COLLAPSE_R2, COLLAPSE_SPREAD
+from .records import COLLAPSE_RULE
 
 FORMATS = ("table", "markdown", "csv", "json")
 
@@ -81,8 +81,7 @@ def _legend(board: Board) -> str:
         target = "the optimum" if board.optimum else "the best accuracy recorded"
         share = f"solved = share of seeds reaching {target} ({_num(board.solved_target)})"
     else:
-        share = (f"collapsed = share of seeds predicting about the mean (test R² <= {COLLAPSE_R2}, "
-                 f"prediction std < {COLLAPSE_SPREAD} x the targets')")
+        share = f"collapsed = share of seeds predicting about the mean ({COLLAPSE_RULE})"
     gap = ("gap = how far a row falls short of the known optimum (*), negative when better"
            if board.optimum else "optimum unknown for this dataset")
     return f"{share}; {gap}; ref = reference predictor, not ranked" + _beyond_note(board)

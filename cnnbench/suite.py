@@ -25,8 +25,8 @@ from .errors import ParamError
 from .generate import write_dataset
 from .h5format import open_dataset
 from .presets import Preset, all_presets
-from .leaderboard import SOLVED_TOL
-from .records import COLLAPSE_R2, COLLAPSE_SPREAD, PRIMARY_METRIC, RunRecord
+from .leaderboard import same_score
+from .records import COLLAPSE_RULE, PRIMARY_METRIC, RunRecord
 
 RUNGS = ("easy", "medium", "hard")
 
@@ -158,7 +158,7 @@ def summarize(records: list[RunRecord], optimum: dict[str, dict | None] | None =
         solved = None
         if rs[0].task == "classification":
             target = solved_accuracy(records, dataset, (optimum or {}).get(dataset))
-            solved = sum(s >= target - SOLVED_TOL for s in scores) / len(scores)
+            solved = sum(s >= target or same_score(s, target) for s in scores) / len(scores)
         extra = {}
         if rs[0].task == "regression":
             extra["r2_mean"] = statistics.fmean(r.metrics["r2"] for r in rs)
@@ -231,8 +231,7 @@ def check_figures(records: list[RunRecord], total_wall_s: float | None = None,
     def seed001_collapse():
         rs = need("boxes-64", "seed001-repro")
         dead = [r for r in rs if r.collapsed]
-        text = (f"{len(dead)} of {len(rs)} seeds collapse (test R² <= {COLLAPSE_R2}, "
-                f"prediction std < {COLLAPSE_SPREAD} x the targets')")
+        text = f"{len(dead)} of {len(rs)} seeds collapse ({COLLAPSE_RULE})"
         if dead:
             text += (f"; their RMSE {min(r.score for r in dead):.2f} to {max(r.score for r in dead):.2f} px, "
                      f"prediction std at most {max(max(r.diagnostics['prediction_std']) for r in dead):.3g} px")
@@ -405,8 +404,7 @@ def render_report(records: list[RunRecord], total_wall_s: float, optimum: dict[s
                 cells += [f"{s.extra['r2_mean']:.3f}", f"{s.extra['collapsed']} of {s.n}"]
             cells += [str(s.params if s.params is not None else ""), f"{s.wall_s:.1f}"]
             lines.append("| " + " | ".join(cells) + " |")
-    if metric_notes := _column_notes(summaries):
-        lines += ["", metric_notes]
+    lines += ["", _column_notes(summaries)]
     text = "\n".join(lines) + "\n"
     return text + ("\n" + kept.rstrip("\n") + "\n" if kept else "")
 
@@ -417,7 +415,6 @@ def _column_notes(summaries: list[Summary]) -> str:
         notes.append("solved = share of seeds reaching the known optimum (else the best accuracy "
                      "any run reached on that dataset)")
     if any(s.metric == "rmse" for s in summaries):
-        notes.append(f"collapsed = seeds predicting about the mean (test R² <= {COLLAPSE_R2} and "
-                     f"prediction std < {COLLAPSE_SPREAD} x the targets')")
+        notes.append(f"collapsed = seeds predicting about the mean ({COLLAPSE_RULE})")
     notes.append("std = sample standard deviation over seeds")
     return "Columns: " + "; ".join(notes) + "."
