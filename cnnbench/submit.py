@@ -240,9 +240,8 @@ def check_name(name: str) -> str:
 
 # -- scoring --------------------------------------------------------------------------------
 
-def _check_plausible(dataset: Dataset, values: np.ndarray) -> None:
+def _check_plausible(train: np.ndarray, values: np.ndarray) -> None:
     """Refuse regression values beyond :data:`PLAUSIBLE_FACTOR` times the training targets' scale."""
-    train = dataset.load("train", ["targets"])["targets"]
     scale = max(1.0, float(np.abs(train.astype(np.float64)).max(initial=0.0)))
     far = np.abs(values) > PLAUSIBLE_FACTOR * scale
     if far.any():
@@ -262,10 +261,11 @@ def score_predictions(dataset: Dataset, predictions: Predictions | np.ndarray) -
         raise SubmissionError(f"{dataset.path}: a public copy withholds test targets; submissions are "
                               f"scored against the full file (the leaderboard maintainer's)")
     checked = check_predictions(dataset, predictions)
+    arrays = {split: dataset.load(split) for split in SPLITS}  # each array read once
+    check_fingerprint(dataset, arrays)
     if dataset.task == "regression":
-        _check_plausible(dataset, checked)
-    check_fingerprint(dataset)
-    targets = dataset.load("test", ["targets"])["targets"]
+        _check_plausible(arrays["train"]["targets"], checked)
+    targets = arrays["test"]["targets"]
     if dataset.task == "regression":
         targets = targets.reshape(len(targets), -1).astype(np.float64)
     with np.errstate(all="ignore"):  # overflow shows as a non-finite metric, refused below
