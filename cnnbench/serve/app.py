@@ -27,6 +27,7 @@ from starlette.routing import Route
 from .. import __version__
 from ..errors import CnnbenchError
 from ..leaderboard import LeaderboardError
+from ..records import PRIMARY_METRIC
 from ..submit import MAX_NAME, check_name
 from . import pages
 from .boards import BoardDir
@@ -89,8 +90,6 @@ async def _participant(request: Request) -> str:
 
 def _board_summary(state: State, board: LoadedBoard, closed: dict) -> dict:
     ds = board.dataset
-    from ..records import PRIMARY_METRIC
-
     metric, higher = PRIMARY_METRIC[ds.task]
     return {"name": board.name, "family": ds.family, "task": ds.task, "metric": metric,
             "higher_is_better": higher, "fingerprint": ds.fingerprint, "optimum": ds.optimum,
@@ -254,8 +253,6 @@ async def api_submit(request: Request) -> Response:
 
 
 def live_metric(board: LoadedBoard) -> str:
-    from ..records import PRIMARY_METRIC
-
     return PRIMARY_METRIC[board.dataset.task][0]
 
 

@@ -26,7 +26,7 @@ from pathlib import Path
 import numpy as np
 
 from ..atomic import atomic_path, write_text
-from ..errors import CnnbenchError, FormatError, ParamError
+from ..errors import FormatError, ParamError
 from ..h5format import open_dataset
 from ..submit import MIN_SECRET_SEED, export_public, submission_record
 from .scoring import LoadedBoard, score_parts

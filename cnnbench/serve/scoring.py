@@ -19,7 +19,7 @@ import numpy as np
 
 from .. import submit
 from ..errors import CnnbenchError, FormatError
-from ..h5format import Dataset, check_fingerprint
+from ..h5format import SPLITS, Dataset, check_fingerprint, open_dataset
 from ..metrics import score
 from ..records import PRIMARY_METRIC
 
@@ -39,9 +39,6 @@ class LoadedBoard:
 
     @classmethod
     def load(cls, name: str, full: Path, public: Path, split: Path, daily_limit: int | None) -> "LoadedBoard":
-        from ..h5format import open_dataset
-        from ..h5format import SPLITS
-
         dataset = open_dataset(full)
         arrays = {s: dataset.load(s) for s in SPLITS}
         check_fingerprint(dataset, arrays)
