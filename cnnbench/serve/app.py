@@ -5,7 +5,8 @@ Every refusal is a JSON object ``{"error": MESSAGE, "status": CODE}`` and writes
 409 a closed board, 413 an upload over the limit (refused from its Content-Length before any
 of the body is read, and cut off while streaming when it has none or lies), 400 malformed
 predictions or fields, 429 over the daily limit. The order of checks is cheapest first, so a
-refused request costs little: token, board, size, daily limit, then reading and scoring.
+refused request costs little: token, board, closed, daily limit, declared size, then reading
+the body (within the limit) and scoring.
 
 Library work (SQLite, numpy, h5py) is blocking: it runs in Starlette's thread pool, each
 thread with its own connection to the store.
