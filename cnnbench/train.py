@@ -43,6 +43,7 @@ from .errors import CnnbenchError, ParamError
 from .families import SPLITS
 from .h5format import Dataset, check_fingerprint, open_dataset
 from .records import MAX_SEED, PRIMARY_METRIC, RunRecord
+from .shards import refuse_shard
 
 # --------------------------------------------------------------------------------------------
 # What a model factory sees, and what it returns
@@ -307,6 +308,7 @@ def parse_seeds(text: str) -> list[int]:
 
 def load_splits(ds: Dataset) -> dict[str, dict[str, np.ndarray]]:
     """Every split's images and targets, each array read once."""
+    refuse_shard(ds)
     if ds.public or "targets" not in ds.shapes["test"]:
         raise CnnbenchError(f"{ds.path}: test targets are withheld (a public file); it can only be "
                             "scored by whoever holds the full file")
