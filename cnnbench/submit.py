@@ -30,6 +30,7 @@ from .errors import CnnbenchError, FormatError, ParamError, UnknownNameError
 from .h5format import SPLITS, Dataset, check_fingerprint, check_output_path, open_dataset
 from .metrics import score
 from .records import PRIMARY_METRIC, RunRecord
+from .shards import refuse_shard
 
 PREDICTION_SUFFIXES = (".npy", ".csv", ".h5", ".hdf5")
 MAX_NAME = 80
@@ -257,6 +258,7 @@ def score_predictions(dataset: Dataset, predictions: Predictions | np.ndarray) -
     The file's arrays must match its fingerprint; the metrics are computed in float64 and
     must be finite (predictions so large that they overflow are refused, not ranked).
     """
+    refuse_shard(dataset)
     if dataset.public:
         raise SubmissionError(f"{dataset.path}: a public copy withholds test targets; submissions are "
                               f"scored against the full file (the leaderboard maintainer's)")
@@ -297,6 +299,7 @@ def prepare_submission(dataset_path, predictions_path, name: str, notes: str = "
     """Load, validate and score; return the record to add. Touches no database."""
     name = check_name(name)
     dataset = open_dataset(dataset_path)
+    refuse_shard(dataset)
     predictions = load_predictions(predictions_path)
     metrics = score_predictions(dataset, predictions)
     return dataset, submission_record(dataset, predictions, metrics, name, notes, params)
@@ -347,6 +350,7 @@ def export_public(dataset_path, out, force: bool = False, allow_guessable_seed: 
     Written to a temporary name, then renamed.
     """
     dataset = open_dataset(dataset_path)
+    refuse_shard(dataset)
     if dataset.public:
         raise ParamError(f"{dataset.path}: is already a public copy; export from the full file")
     why = guessable_seed(dataset.spec)
@@ -465,6 +469,7 @@ def evaluate_model(dataset_path, model: str, *, name: str | None = None, seeds=(
     from . import train  # torch only when a model is trained
 
     dataset = open_dataset(dataset_path)
+    refuse_shard(dataset)  # before any user code runs
     if dataset.public or "targets" not in dataset.shapes["test"]:
         raise FormatError(f"{dataset.path}: test targets are withheld (a public file); train and "
                           f"predict on it, then `cnnbench submit` the predictions to whoever holds the full file")

@@ -38,11 +38,12 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from . import __version__, metrics
+from . import __version__, distributed, metrics
 from .errors import CnnbenchError, ParamError
 from .families import SPLITS
 from .h5format import Dataset, check_fingerprint, open_dataset
 from .records import MAX_SEED, PRIMARY_METRIC, RunRecord
+from .shards import refuse_shard
 
 # --------------------------------------------------------------------------------------------
 # What a model factory sees, and what it returns
@@ -250,7 +251,12 @@ def predict(recipe: Recipe, split: Split, scaler: TargetScaler | None, batch_siz
     """Predictions for a whole split, in the targets' own units (class ids, or values)."""
     recipe.model.eval()
     decode = recipe.decode or (_argmax if scaler is None else _identity)
-    parts = [decode(recipe.model(x)).detach().cpu() for x, _ in split.batches(batch_size)]
+    dist = distributed.context()
+    if dist is None:
+        parts = [decode(recipe.model(x)).detach().cpu() for x, _ in split.batches(batch_size)]
+    else:  # each batch predicted by one rank, all of them gathered: the split scored once
+        parts = dist.gather([(k, decode(recipe.model(x)).detach().cpu())
+                             for k, (x, _) in dist.my_batches(split.batches(batch_size))])
     out = torch.cat(parts).numpy()  # one CPU-GPU sync per batch above, none per item
     return out if scaler is None else scaler.inverse(out)
 
@@ -307,6 +313,7 @@ def parse_seeds(text: str) -> list[int]:
 
 def load_splits(ds: Dataset) -> dict[str, dict[str, np.ndarray]]:
     """Every split's images and targets, each array read once."""
+    refuse_shard(ds)
     if ds.public or "targets" not in ds.shapes["test"]:
         raise CnnbenchError(f"{ds.path}: test targets are withheld (a public file); it can only be "
                             "scored by whoever holds the full file")
@@ -347,7 +354,8 @@ def run(dataset: Dataset | str, factory: Callable, *, name: str, seed: int = 0,
         raise ParamError(f"seed: {seed} must be in 0..{MAX_SEED}")
     arrays = arrays if arrays is not None else load_splits(ds)
     info = DataInfo.from_dataset(ds)
-    dev = resolve_device(device)
+    dist = distributed.context()  # under torchrun (see cnnbench.distributed), else None
+    dev = resolve_device(device) if dist is None else dist.device(resolve_device(device))
     metric_name, higher_is_better = PRIMARY_METRIC[ds.task]
     started = time.perf_counter()
 
@@ -356,6 +364,10 @@ def run(dataset: Dataset | str, factory: Callable, *, name: str, seed: int = 0,
         recipe = as_recipe(factory(info), info)
         if epochs is not None:
             recipe.epochs = epochs
+        if dist is not None:
+            if recipe.fit is None:
+                dist.check_batch(recipe.batch_size)
+            dist.start(dev)
         recipe.model.to(dev)
 
         # Targets: class ids stay int64; regression targets are scaled with train statistics.
@@ -399,6 +411,7 @@ def run(dataset: Dataset | str, factory: Callable, *, name: str, seed: int = 0,
               "target_scaling": recipe.target_scaling if ds.task == "regression" else None,
               "preprocess": getattr(recipe.preprocess, "__name__", type(recipe.preprocess).__name__),
               "augment": None if recipe.augment is None else getattr(recipe.augment, "__name__", "custom"),
+              **(dist.record_fields(recipe.batch_size if recipe.fit is None else None) if dist else {}),
               **recipe.config}
     record = RunRecord(
         name=name, source=source, fingerprint=ds.fingerprint, family=ds.family, task=ds.task,
@@ -450,6 +463,8 @@ def _train(recipe, train, evaluate_split, dev, seed, task, metric_name, higher_i
     scheduler = recipe.scheduler(optimizer, recipe.epochs * steps_per_epoch) if recipe.scheduler else None
     loss_fn = recipe.loss or (F.cross_entropy if task == "classification" else F.mse_loss)
     shuffle = torch.Generator().manual_seed(seed)  # batches' order: CPU generator, explicit
+    dist = distributed.context()
+    forward = model if dist is None else dist.wrap(model, dev)
     augment_gen = torch.Generator(device=dev).manual_seed(seed + 1) if recipe.augment else None
 
     best_value, best_epoch, best_state, best_val = None, 0, None, {}
@@ -460,14 +475,19 @@ def _train(recipe, train, evaluate_split, dev, seed, task, metric_name, higher_i
         for x, y in train.batches(recipe.batch_size, order):
             if recipe.augment is not None:
                 x = recipe.augment(x, augment_gen)
-            loss = loss_fn(model(x), y)
+            weight, rows = 1.0, len(x)
+            if dist is not None:  # this rank's share of the global batch (augmented whole)
+                x, y, weight, rows = dist.share(x, y)
+            loss = loss_fn(forward(x), y)
             optimizer.zero_grad(set_to_none=True)
-            loss.backward()
+            (loss if dist is None else loss * weight).backward()
             optimizer.step()
             if scheduler is not None:
                 scheduler.step()
-            total += loss.item() * len(x)  # a CPU-GPU sync per batch; cheap next to the step
-            count += len(x)
+            total += loss.item() * rows  # a CPU-GPU sync per batch; cheap next to the step
+            count += rows
+        if dist is not None:
+            total, count = dist.sum(total, count)
         curves["train_loss"].append(total / count)
 
         val_metrics, _ = evaluate_split("val")

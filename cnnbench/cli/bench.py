@@ -10,6 +10,7 @@ from pathlib import Path
 import click
 
 from ..atomic import write_text
+from ..distributed import is_writer
 from ..errors import ParamError
 from ..h5format import check_output_path, open_dataset
 from ..leaderboard import Leaderboard, resolve_db_path
@@ -87,6 +88,8 @@ def _run_many(ds, runs, *, epochs, device, quiet, board, plot_dir=None, on_recor
                              device=device, source=baseline.source, progress=bar, arrays=arrays)
             finally:
                 bar.close()
+            if not is_writer():  # under torchrun: rank 0 records and reports
+                continue
             board.add(result.record, ds)
             records.append(result.record)
             click.echo(_line(result.record))
@@ -150,7 +153,7 @@ def bench(dataset, names, seeds, plot_dir, epochs, device, quiet, db):
     with Leaderboard(path) as board:
         _run_many(ds, [(b, seed_list) for b in chosen], epochs=epochs, device=device, quiet=quiet,
                   board=board, plot_dir=plot_dir)
-    if not quiet:
+    if not quiet and is_writer():
         click.echo(f"recorded in {path}")
 
 

@@ -8,6 +8,7 @@ import click
 
 from ..atomic import write_text
 from ..errors import ParamError
+from ..distributed import is_writer
 from ..h5format import check_output_path, open_dataset
 from ..leaderboard import Leaderboard, resolve_db_path
 from ..presets import all_presets, get_preset
@@ -184,16 +185,18 @@ def evaluate(dataset, model, name, epochs, seeds, device, notes, quiet, db):
     path = resolve_db_path(db)
 
     def progress(seed, epoch, total, metric, value):
-        if not quiet:
+        if not quiet and is_writer():
             click.echo(f"seed {seed} epoch {epoch}/{total}: val {metric} {value:.4f}", err=True)
 
     records, ds = [], None
     for ds, record in evaluate_model(dataset, model, name=name, seeds=seed_list, epochs=epochs,
                                      device=device, notes=notes, progress=progress):
         records.append(record)
-        if not quiet:
+        if not quiet and is_writer():
             click.echo(f"{record.name} seed {record.seed}: test {record.metric} {record.score:.4f} "
                        f"({record.params:,} parameters, {record.wall_time_s:.1f} s)")
+    if not is_writer():  # under torchrun: rank 0 records and reports
+        return
     with Leaderboard(path) as board:
         ids = set(board.add_many(records, dataset=ds))
         boards = board.boards([ds.fingerprint], optimum=ds.optimum)
