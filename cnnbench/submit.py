@@ -138,24 +138,61 @@ def _load_h5(path: Path) -> tuple[np.ndarray, str | None]:
         with h5py.File(path, "r") as f:
             if "format_version" in f.attrs and "train" in f:
                 raise FormatError(f"{path}: is a cnnbench dataset file, not predictions")
-            if "predictions" in f and isinstance(f["predictions"], h5py.Dataset):
-                ds = f["predictions"]
-            else:
-                found = []
-                f.visititems(lambda name, obj: found.append(obj) if isinstance(obj, h5py.Dataset) else None)
-                if len(found) != 1:
-                    raise FormatError(f"{path}: no 'predictions' dataset (and not exactly one dataset "
-                                      f"to take instead: found {len(found)})")
-                ds = found[0]
-            if ds.dtype.kind not in NUMERIC_KINDS:
-                raise SubmissionError(f"{path}: predictions have dtype {ds.dtype}; expected numbers")
+            ds = _plain_dataset(path, f)
             values = ds[()]
             fingerprint = f.attrs.get("fingerprint")
     except OSError:
         raise FormatError(f"{path}: not a readable HDF5 file (truncated or corrupt?)") from None
     if isinstance(fingerprint, bytes):
-        fingerprint = fingerprint.decode()
-    return np.asarray(values), (str(fingerprint) if fingerprint is not None else None)
+        fingerprint = fingerprint.decode(errors="replace")
+    if fingerprint is not None and not isinstance(fingerprint, str):
+        fingerprint = str(np.asarray(fingerprint).tolist())
+    return np.asarray(values), fingerprint
+
+
+def _plain_dataset(path: Path, f: h5py.File) -> h5py.Dataset:
+    """The predictions dataset, refused unless its numbers are stored inside this file.
+
+    h5py follows external links, soft links, virtual datasets and external raw storage on its
+    own: any of them could make the "predictions" the bytes of another file, the host's full
+    dataset among them. Only a hard link to a dataset with its own storage and a plain numeric
+    dtype is read; the links are inspected without being followed.
+    """
+    links = {}
+    f.visititems_links(lambda name, link: links.setdefault(name, link) and None)
+    if "predictions" in links:
+        name = "predictions"
+    else:
+        # Candidates: hard-linked datasets, and every other link (refused below, by name).
+        found = [n for n, link in links.items()
+                 if not isinstance(link, h5py.HardLink) or f.get(n, getclass=True) is h5py.Dataset]
+        if len(found) != 1:
+            raise FormatError(f"{path}: no 'predictions' dataset (and not exactly one dataset "
+                              f"to take instead: found {len(found)})")
+        name = found[0]
+    # Every link on the way, not only the last: a hard link below an external group is outside too.
+    parts = name.split("/")
+    for depth in range(1, len(parts) + 1):
+        link = links.get("/".join(parts[:depth]))
+        if isinstance(link, h5py.ExternalLink):
+            raise SubmissionError(f"{path}: {name!r} is an external link (to {link.filename!r}); "
+                                  f"predictions must be stored in the submitted file itself")
+        if isinstance(link, h5py.SoftLink):
+            raise SubmissionError(f"{path}: {name!r} is a soft link (to {link.path!r}); store the "
+                                  f"predictions as a plain dataset")
+    ds = f[name]
+    if not isinstance(ds, h5py.Dataset):
+        raise FormatError(f"{path}: {name!r} is a group, not a dataset")
+    if ds.is_virtual:
+        raise SubmissionError(f"{path}: {name!r} is a virtual dataset (its data lives in other files); "
+                              f"store the predictions as a plain dataset")
+    if ds.external:
+        raise SubmissionError(f"{path}: {name!r} keeps its data in external files "
+                              f"({ds.external[0][0]!r}...); store the predictions in the file itself")
+    dtype = ds.dtype
+    if dtype.kind not in NUMERIC_KINDS or dtype.fields is not None or h5py.check_vlen_dtype(dtype) is not None:
+        raise SubmissionError(f"{path}: predictions have dtype {dtype}; expected plain numbers")
+    return ds
 
 
 # -- validation -----------------------------------------------------------------------------
