@@ -29,10 +29,9 @@ from .atomic import atomic_path
 from .errors import CnnbenchError, FormatError, ParamError, UnknownNameError
 from .h5format import SPLITS, Dataset, check_fingerprint, check_output_path, open_dataset
 from .metrics import score
-from .records import PRIMARY_METRIC, RunRecord
+from .records import MAX_NAME, MAX_PARAMS, PRIMARY_METRIC, RunRecord, check_name, check_notes  # noqa: F401
 
 PREDICTION_SUFFIXES = (".npy", ".csv", ".h5", ".hdf5")
-MAX_NAME = 80
 # dtype kinds read as numbers: signed and unsigned integers, floats (bool is not a number here).
 NUMERIC_KINDS = "iuf"
 # A regression prediction further than this many times the training targets' largest magnitude
@@ -255,7 +254,7 @@ def _class_ids(values: np.ndarray, num_classes: int) -> np.ndarray:
     if values.dtype.kind == "f":
         if not np.equal(np.floor(values), values).all():
             row = int(np.argmax(np.floor(values) != values))
-            raise SubmissionError(f"class id at row {row} is {values[row]!r}, not a whole number "
+            raise SubmissionError(f"class id at row {row} is {values[row].item()!r}, not a whole number "
                                   f"(give ids, or ({n}, {num_classes}) class scores)")
     # Range first, in the array's own dtype: a float like 3e38 has no int64 value to cast to.
     out = (values < 0) | (values >= num_classes)
@@ -266,13 +265,6 @@ def _class_ids(values: np.ndarray, num_classes: int) -> np.ndarray:
     return values.astype(np.int64)
 
 
-def check_name(name: str) -> str:
-    name = name.strip()
-    if not name:
-        raise ParamError("--name must not be empty")
-    if len(name) > MAX_NAME or any(c in name for c in "\r\n\t"):
-        raise ParamError(f"--name must be one line of at most {MAX_NAME} characters")
-    return name
 
 
 # -- scoring --------------------------------------------------------------------------------
@@ -317,22 +309,22 @@ def score_predictions(dataset: Dataset, predictions: Predictions | np.ndarray) -
 def submission_record(dataset: Dataset, predictions: Predictions, metrics: dict, name: str,
                       notes: str = "", params: int | None = None) -> RunRecord:
     """The leaderboard row of a scored submission (source ``submission``, no seed)."""
-    if params is not None and params < 0:
-        raise ParamError("--params must be at least 0")
+    if params is not None and not 0 <= params <= MAX_PARAMS:
+        raise ParamError(f"--params: {params} is not in 0..{MAX_PARAMS:.0e}")
     return RunRecord(
         name=check_name(name), source="submission", fingerprint=dataset.fingerprint,
         family=dataset.family, task=dataset.task, metrics=metrics, dataset_path=str(dataset.path.resolve()),
         preset=dataset.spec.get("preset"),
         split_sizes={s: dataset.split_size(s) for s in SPLITS}, params=params,
         cnnbench_version=__version__, timestamp=datetime.now(timezone.utc).isoformat(timespec="seconds"),
-        config={"predictions_sha256": predictions.sha256}, notes=notes or "",
+        config={"predictions_sha256": predictions.sha256}, notes=check_notes(notes or ""),
     )
 
 
 def prepare_submission(dataset_path, predictions_path, name: str, notes: str = "",
                        params: int | None = None) -> tuple[Dataset, RunRecord]:
     """Load, validate and score; return the record to add. Touches no database."""
-    name = check_name(name)
+    name, notes = check_name(name), check_notes(notes or "")
     dataset = open_dataset(dataset_path)
     predictions = load_predictions(predictions_path)
     metrics = score_predictions(dataset, predictions)
@@ -507,8 +499,9 @@ def evaluate_model(dataset_path, model: str, *, name: str | None = None, seeds=(
                           f"predict on it, then `cnnbench submit` the predictions to whoever holds the full file")
     if epochs is not None and epochs < 1:
         raise ParamError(f"--epochs: {epochs} must be at least 1")
+    name = check_name(name or default_model_name(model))  # before the user's code runs
+    notes = check_notes(notes or "")
     factory = load_factory(model)
-    name = check_name(name or default_model_name(model))
     arrays = train.load_splits(dataset)
     for seed in seeds:
         try:

@@ -220,7 +220,7 @@ def test_all_cases_listed(tmp_path, lines_file, regression_file):
 
 @pytest.mark.parametrize("args, message", [
     (["--name", ""], "must not be empty"),
-    (["--name", "a\nb"], "one line"),
+    (["--name", "a\nb"], "control"),
     (["--name", "x", "--params", "-3"], "--params"),
 ])
 def test_bad_options_db_unchanged(args, message, db, lines_file, tmp_path):
