@@ -686,6 +686,8 @@ def _read_row(text: str) -> tuple[RunRecord | None, str | None]:
 
 def _check_record(record: RunRecord) -> None:
     problem = record_problem(record)
+    if problem is None and hidden_chars(record.name):
+        problem = "control or invisible characters in its name"
     if problem:
         raise LeaderboardError(f"run {_brief(str(record.name), 80)!r} not recorded: it has {problem}")
 
