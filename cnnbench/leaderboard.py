@@ -198,6 +198,7 @@ class Leaderboard:
         self._writable = False  # the open connection has checked, migrated and may write
         self._version = SCHEMA_VERSION  # of the open file; 0: empty (no cnnbench tables yet)
         self._depth = 0  # nesting of transaction()
+        self._begun = False  # BEGIN IMMEDIATE issued in the current transaction()
         if self.path.is_dir():
             raise LeaderboardError(f"{self.path}: is a folder, not a leaderboard database")
         if not create and not self.path.exists():
@@ -367,33 +368,55 @@ class Leaderboard:
             with board.transaction():
                 board.add(record, dataset)
                 ranked = board.boards([record.fingerprint])  # may fail: the row goes too
+
+        The database is opened for writing (created if missing) at the first write inside
+        it, so a record refused by its checks still leaves no file behind.
         """
-        if self._depth:
-            self._depth += 1
-            try:
-                yield self
-            finally:
-                self._depth -= 1
-            return
-        with self._immediate(self._writer()):
+        outer = self._depth == 0
+        self._depth += 1
+        try:
             yield self
+        except BaseException:
+            if outer and self._begun:
+                self._begun = False
+                if self._conn is not None and self._conn.in_transaction:
+                    self._conn.execute("ROLLBACK")
+            raise
+        finally:
+            self._depth -= 1
+        if outer and self._begun:
+            self._begun = False
+            try:
+                self._conn.execute("COMMIT")
+            except sqlite3.Error as exc:
+                if self._conn.in_transaction:
+                    self._conn.execute("ROLLBACK")
+                raise self._error(exc) from None
+
+    def _begin(self) -> sqlite3.Connection:
+        """The writing connection inside the current transaction(), BEGUN on the first call."""
+        if not self._begun:
+            conn = self._writer()
+            try:
+                conn.execute("BEGIN IMMEDIATE")
+            except sqlite3.Error as exc:
+                raise self._error(exc) from None
+            self._begun = True
+        return self._conn
 
     @contextmanager
     def _immediate(self, conn: sqlite3.Connection):
-        """``BEGIN IMMEDIATE`` ... ``COMMIT``, or ``ROLLBACK`` on any exception."""
+        """``BEGIN IMMEDIATE`` ... ``COMMIT``, or ``ROLLBACK`` on any exception (migrations)."""
         try:
             conn.execute("BEGIN IMMEDIATE")
         except sqlite3.Error as exc:
             raise self._error(exc) from None
-        self._depth = 1
         try:
             yield
         except BaseException:
-            self._depth = 0
             if conn.in_transaction:
                 conn.execute("ROLLBACK")
             raise
-        self._depth = 0
         try:
             conn.execute("COMMIT")
         except sqlite3.Error as exc:
@@ -460,6 +483,7 @@ class Leaderboard:
                          record.torch_version or None, record.device or None))
         try:
             with self.transaction():
+                self._begin()
                 for fingerprint, (identity, where) in identities.items():
                     self._store_identity(fingerprint, identity, where,
                                          next(r.dataset_path for r in records if r.fingerprint == fingerprint))
@@ -479,6 +503,7 @@ class Leaderboard:
         """Remember a dataset file's identity under its fingerprint (refused if it disagrees)."""
         try:
             with self.transaction():
+                self._begin()
                 self._store_identity(dataset.fingerprint, dataset_identity(dataset), str(dataset.path),
                                      str(dataset.path.resolve()))
         except sqlite3.Error as exc:

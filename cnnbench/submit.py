@@ -29,6 +29,7 @@ from .atomic import atomic_path
 from .errors import CnnbenchError, FormatError, ParamError, UnknownNameError
 from .h5format import SPLITS, Dataset, check_fingerprint, check_output_path, open_dataset
 from .metrics import score
+from .params import MAX_EPOCHS, check_run_int
 from .records import MAX_NAME, MAX_PARAMS, PRIMARY_METRIC, RunRecord, check_name, check_notes  # noqa: F401
 
 PREDICTION_SUFFIXES = (".npy", ".csv", ".h5", ".hdf5")
@@ -497,8 +498,7 @@ def evaluate_model(dataset_path, model: str, *, name: str | None = None, seeds=(
     if dataset.public or "targets" not in dataset.shapes["test"]:
         raise FormatError(f"{dataset.path}: test targets are withheld (a public file); train and "
                           f"predict on it, then `cnnbench submit` the predictions to whoever holds the full file")
-    if epochs is not None and epochs < 1:
-        raise ParamError(f"--epochs: {epochs} must be at least 1")
+    check_run_int("--epochs", epochs, 1, MAX_EPOCHS)
     name = check_name(name or default_model_name(model))  # before the user's code runs
     notes = check_notes(notes or "")
     factory = load_factory(model)

@@ -14,7 +14,7 @@ from ..presets import all_presets, get_preset
 from ..report import FORMATS, printable, render, render_html
 from ..submit import export_public, prepare_submission
 from . import main
-from .options import db_option, threads_option
+from .options import db_option, epochs_option, params_option, threads_option
 
 
 @main.command()
@@ -83,7 +83,7 @@ def _write_html(out: str, boards) -> None:
 @click.argument("predictions", type=click.Path(dir_okay=False))
 @click.option("--name", required=True, help="Name shown on the leaderboard; resubmitting a name replaces its row.")
 @click.option("--notes", default="", help="Free text stored with the row (method, link...).")
-@click.option("--params", type=int, default=None, metavar="N", help="Your model's trainable parameter count.")
+@params_option
 @click.option("--json", "as_json", is_flag=True, help="Print the metrics and rank as JSON.")
 @db_option
 def submit(dataset, predictions, name, notes, params, as_json, db):
@@ -150,7 +150,7 @@ def export_public_command(dataset, out, force, allow_guessable_seed):
 @click.option("--name", default=None,
               help="Name on the leaderboard [default: the file's stem or the module, then the factory: "
                    "mynet:make, mypackage.models:make].")
-@click.option("--epochs", type=int, default=None, help="Override the recipe's epochs.")
+@epochs_option("Override the recipe's epochs")
 @click.option("--seeds", default="0", show_default=True, metavar="LIST",
               help="Training seeds: 0-9, 0,3,5 or one number; each is a run, shown as one row.")
 @click.option("--device", default="auto", show_default=True, help="auto (CUDA when present), cpu, cuda...")
