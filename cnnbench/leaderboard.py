@@ -5,11 +5,15 @@ Storage
 One SQLite file, in WAL mode so readers never block the writer, with a busy timeout so
 concurrent writers wait for each other instead of failing. Every write is one
 ``BEGIN IMMEDIATE`` transaction: a run is recorded whole or not at all. The schema version is
-``PRAGMA user_version``; :data:`MIGRATIONS` brings an older file up to date on open, and a file
-from a newer cnnbench is refused rather than misread.
+``PRAGMA user_version``; :data:`MIGRATIONS` brings an older file up to date at its first write,
+and a file from a newer cnnbench is refused rather than misread. Reading never writes: no
+journal-mode switch, no migration, read-only where the file is not ours to write; another
+program's database is recognised, and refused, before anything is written to it.
 
 Queryable fields are columns; the full :class:`~cnnbench.records.RunRecord` is kept as JSON,
-so fields added to the record later need no migration to be stored.
+so fields added to the record later need no migration to be stored. Each fingerprint's dataset
+identity (family, task, preset, spec, class/target names, optimum) is stored once and checked
+on every later write: an edited copy of a file is refused, never allowed to rewrite it.
 
 Ranking
 -------

@@ -43,34 +43,26 @@ def test_a_plain_dataset_is_still_read(full, tmp_path):
     assert score_predictions(open_dataset(full), load_predictions(tmp_path / "p.h5"))["accuracy"] == 1.0
 
 
-def test_external_link_refused(full, tmp_path):
+# Links to the host's file, each written into a fresh predictions file, and the word the
+# refusal must use: the dataset itself, the file's only "dataset", a soft link to an external
+# group, an external link to the whole test group.
+LINKS = {
+    "external": ({"predictions": ("external", "/test/targets")}, "external link"),
+    "external, only dataset": ({"whatever": ("external", "/test/targets")}, "external link"),
+    "soft to external": ({"hidden": ("external", "/test"), "predictions": ("soft", "/hidden/targets")},
+                         "soft link"),
+    "external group": ({"g": ("external", "/test")}, "external link"),
+}
+
+
+@pytest.mark.parametrize("case", sorted(LINKS))
+def test_links_refused(case, full, tmp_path):
+    links, word = LINKS[case]
     preds = tmp_path / "p.h5"
     with h5py.File(preds, "w") as f:
-        f["predictions"] = h5py.ExternalLink(str(full), "/test/targets")
-    _refused(full, preds, "external link")
-
-
-def test_external_link_as_the_only_dataset_refused(full, tmp_path):
-    preds = tmp_path / "p.h5"
-    with h5py.File(preds, "w") as f:
-        f["whatever"] = h5py.ExternalLink(str(full), "/test/targets")
-    _refused(full, preds, "external link")
-
-
-def test_external_link_behind_a_soft_link_refused(full, tmp_path):
-    preds = tmp_path / "p.h5"
-    with h5py.File(preds, "w") as f:
-        f["hidden"] = h5py.ExternalLink(str(full), "/test")
-        f["predictions"] = h5py.SoftLink("/hidden/targets")
-    _refused(full, preds, "soft link")
-
-
-def test_group_external_link_refused(full, tmp_path):
-    """An external link to the host's whole test group, the dataset found below it."""
-    preds = tmp_path / "p.h5"
-    with h5py.File(preds, "w") as f:
-        f["g"] = h5py.ExternalLink(str(full), "/test")
-    _refused(full, preds, "external link")
+        for name, (kind, target) in links.items():
+            f[name] = h5py.ExternalLink(str(full), target) if kind == "external" else h5py.SoftLink(target)
+    _refused(full, preds, word)
 
 
 def test_virtual_dataset_refused(full, tmp_path):
