@@ -376,6 +376,13 @@ class Leaderboard:
         The database is opened for writing (created if missing) at the first write inside
         it, so a record refused by its checks still leaves no file behind.
         """
+        with self._grouped():
+            yield self
+
+    @contextmanager
+    def _grouped(self):
+        """transaction()'s body; the library's own writes use it, so that a subclass may
+        redefine the public transaction() (cnnbench.serve's Store does)."""
         outer = self._depth == 0
         self._depth += 1
         try:
@@ -401,12 +408,21 @@ class Leaderboard:
         """The writing connection inside the current transaction(), BEGUN on the first call."""
         if not self._begun:
             conn = self._writer()
+            if conn.in_transaction:
+                return conn  # a transaction opened by a subclass on this connection: join it
             try:
                 conn.execute("BEGIN IMMEDIATE")
             except sqlite3.Error as exc:
                 raise self._error(exc) from None
             self._begun = True
         return self._conn
+
+    # The names subclasses written before the read/write split use (cnnbench.serve.store).
+    def _connect(self) -> sqlite3.Connection:
+        return self._writer()
+
+    def _write(self):
+        return self._grouped()
 
     @contextmanager
     def _immediate(self, conn: sqlite3.Connection):
@@ -486,7 +502,7 @@ class Leaderboard:
                          json.dumps(stored, sort_keys=True), record.torch_threads,
                          record.torch_version or None, record.device or None))
         try:
-            with self.transaction():
+            with self._grouped():
                 self._begin()
                 for fingerprint, (identity, where) in identities.items():
                     self._store_identity(fingerprint, identity, where,
@@ -506,7 +522,7 @@ class Leaderboard:
     def add_dataset(self, dataset) -> None:
         """Remember a dataset file's identity under its fingerprint (refused if it disagrees)."""
         try:
-            with self.transaction():
+            with self._grouped():
                 self._begin()
                 self._store_identity(dataset.fingerprint, dataset_identity(dataset), str(dataset.path),
                                      str(dataset.path.resolve()))
