@@ -42,6 +42,7 @@ from . import __version__, distributed, metrics
 from .errors import CnnbenchError, ParamError
 from .families import SPLITS
 from .h5format import Dataset, check_fingerprint, open_dataset
+from .params import MAX_EPOCHS, check_run_int
 from .records import MAX_SEED, PRIMARY_METRIC, RunRecord
 from .shards import refuse_shard
 
@@ -262,7 +263,9 @@ def predict(recipe: Recipe, split: Split, scaler: TargetScaler | None, batch_siz
 
 
 def _argmax(outputs):
-    return outputs.argmax(dim=1)
+    # argmax of NaN logits still names a class (a NaN model scored 0.5 on two classes): such
+    # rows get -1, no class, and evaluate() gives the split no accuracy.
+    return torch.where(torch.isfinite(outputs).all(dim=1), outputs.argmax(dim=1), -1)
 
 
 def _identity(outputs):
@@ -271,7 +274,11 @@ def _identity(outputs):
 
 def evaluate(recipe, split, raw_targets, scaler, task, num_classes) -> tuple[dict, np.ndarray]:
     predicted = predict(recipe, split, scaler)
-    return metrics.score(task, predicted, raw_targets, num_classes), predicted
+    scores = metrics.score(task, predicted, raw_targets, num_classes)
+    if task == "classification" and (np.asarray(predicted) < 0).any():
+        # NaN/inf outputs: undefined, so never the selected epoch, and a run refused by the board.
+        scores["accuracy"] = float("nan")
+    return scores, predicted
 
 
 # --------------------------------------------------------------------------------------------
@@ -348,8 +355,7 @@ def run(dataset: Dataset | str, factory: Callable, *, name: str, seed: int = 0,
     RunResult, whose ``record`` holds test metrics for the epoch selected on val.
     """
     ds = dataset if isinstance(dataset, Dataset) else open_dataset(dataset)
-    if epochs is not None and epochs < 1:
-        raise ParamError(f"epochs: {epochs} must be at least 1")
+    check_run_int("epochs", epochs, 1, MAX_EPOCHS)
     if not 0 <= seed <= MAX_SEED:
         raise ParamError(f"seed: {seed} must be in 0..{MAX_SEED}")
     arrays = arrays if arrays is not None else load_splits(ds)
@@ -419,7 +425,7 @@ def run(dataset: Dataset | str, factory: Callable, *, name: str, seed: int = 0,
         split_sizes={s: ds.split_size(s) for s in ("train", "val", "test")},
         val_metrics=val_metrics, params=count_parameters(recipe.model), epochs=n_epochs,
         best_epoch=best_epoch, wall_time_s=round(wall, 3), device=str(dev), seed=seed,
-        torch_version=torch.__version__, cnnbench_version=__version__,
+        torch_version=torch.__version__, torch_threads=torch.get_num_threads(), cnnbench_version=__version__,
         timestamp=_dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
         curves=curves, config=config, notes=notes, diagnostics=_diagnostics(ds.task, test_predicted,
                                                                             arrays["test"]["targets"]),
@@ -508,8 +514,11 @@ def _train(recipe, train, evaluate_split, dev, seed, task, metric_name, higher_i
 def _diagnostics(task: str, predicted: np.ndarray, targets: np.ndarray) -> dict:
     """How spread out the predictions are, beside the targets (a collapsed model: ~0)."""
     if task != "regression":
-        counts = np.bincount(np.asarray(predicted, dtype=np.int64).ravel())
-        return {"predicted_class_counts": counts.tolist()}
+        ids = np.asarray(predicted, dtype=np.int64).ravel()
+        out = {"predicted_class_counts": np.bincount(ids[ids >= 0]).tolist()}
+        if (ids < 0).any():  # rows whose outputs held NaN or inf (see _argmax)
+            out["undefined_predictions"] = int((ids < 0).sum())
+        return out
     p = np.asarray(predicted, dtype=np.float64).reshape(len(targets), -1)
     t = np.asarray(targets, dtype=np.float64).reshape(len(targets), -1)
     return {"prediction_std": p.std(axis=0).round(6).tolist(), "target_std": t.std(axis=0).round(6).tolist()}

@@ -16,7 +16,7 @@ from ..h5format import check_output_path, open_dataset
 from ..leaderboard import Leaderboard, resolve_db_path
 from ..report import render_fingerprints
 from . import main
-from .options import db_option, threads_option
+from .options import db_option, epochs_option, threads_option
 from .data import progress_bar
 
 
@@ -49,18 +49,12 @@ class EpochBar:
 
 
 def run_options(f):
-    f = click.option("--epochs", type=int, default=None, metavar="N",
-                     help="Override each baseline's default epochs (closed-form fits ignore it).")(f)
+    f = epochs_option("Override each baseline's default epochs (closed-form fits ignore it)")(f)
     f = click.option("--device", default="auto", show_default=True,
                      help="auto (CUDA when present, else CPU), cpu, cuda, cuda:1...")(f)
     f = threads_option(f)
     f = click.option("--quiet", "-q", is_flag=True, help="No progress bars; one line per run.")(f)
     return f
-
-
-def _check_epochs(epochs):
-    if epochs is not None and epochs < 1:
-        raise ParamError(f"--epochs: {epochs} must be at least 1")
 
 
 def _line(record) -> str:
@@ -135,7 +129,6 @@ def bench(dataset, names, seeds, plot_dir, epochs, device, quiet, db):
     from ..baselines import applicable, get_baseline
     from ..train import parse_seeds
 
-    _check_epochs(epochs)
     seed_list = parse_seeds(seeds)
     ds = open_dataset(dataset)
     if names:
@@ -221,7 +214,6 @@ def suite(full, rungs, preset_names, names, data_dir, seeds, dry_run, report, ep
     from ..train import parse_seeds
 
     started = time.perf_counter()
-    _check_epochs(epochs)
     seed_list = parse_seeds(seeds) if seeds else None
     presets = lib.choose_presets(full, rungs.split(",") if rungs else None, list(preset_names) or None)
     steps = lib.plan(presets, full, seed_list, list(names) or None)

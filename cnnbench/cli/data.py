@@ -15,7 +15,7 @@ from ..families import FAMILIES
 from ..generate import Spec, build_spec, total_samples, write_dataset
 from ..h5format import check_output_path
 from ..inspect import format_summary, summarize
-from ..params import COMMON_PARAMS, Param
+from ..params import COMMON_PARAMS, MAX_WORKERS, Param
 from ..presets import all_presets, get_preset
 from ..show import render_grid
 from . import main
@@ -33,7 +33,8 @@ def param_option(param: Param):
     A boolean works as a flag: ``--color`` alone means true, ``--color false`` still works,
     and ``--no-color`` means false.
     """
-    help = f"{param.help} [default: {_show_default(param.default)}]"
+    limits = f"; {param.range_text()}" if param.range_text() else ""
+    help = f"{param.help} [default: {_show_default(param.default)}{limits}]"
     if param.kind != "bool":
         return click.option(param.option, param.name, default=None, metavar=param.metavar(), help=help)
 
@@ -58,7 +59,7 @@ def _negated_flags(params, given: dict) -> dict:
 
 def output_options(f):
     f = click.option("--force", is_flag=True, help="Overwrite an existing output file.")(f)
-    f = click.option("--workers", type=click.IntRange(min=1), default=1, show_default=True,
+    f = click.option("--workers", type=click.IntRange(1, MAX_WORKERS), default=1, show_default=True,
                      help="Processes drawing blocks in parallel; the bytes do not depend on it.")(f)
     f = click.option("--quiet", "-q", is_flag=True, help="No progress bar or summary line.")(f)
     f = click.option("--shard", default=None, metavar="I/N",
