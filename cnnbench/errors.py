@@ -22,3 +22,7 @@ class UnknownNameError(CnnbenchError, KeyError):
 
     def __str__(self):  # KeyError would quote the message
         return str(self.args[0])
+
+
+class DataIndexError(CnnbenchError, IndexError):
+    """A sample index outside a split (an IndexError too, so iteration protocols still stop)."""

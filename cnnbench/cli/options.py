@@ -26,3 +26,22 @@ def threads_option(f):
                         expose_value=False, callback=_set_threads,
                         help="CPU threads for torch [default: torch's choice; 1 is often faster "
                              "for tiny models or on a busy machine].")(f)
+
+
+def _parse_budget(ctx, param, value):
+    from ..errors import ParamError
+    from ..streaming import parse_bytes
+
+    try:
+        return parse_bytes(value)
+    except ParamError as exc:
+        raise click.BadParameter(str(exc).split(": ", 1)[1]) from None
+
+
+def memory_budget_option(f):
+    """``--memory-budget SIZE``: a dataset whose arrays exceed it is streamed from its file."""
+    return click.option("--memory-budget", default="4GiB", show_default=True, metavar="SIZE",
+                        callback=_parse_budget,
+                        help="Load the dataset whole when its arrays fit (256MB, 4GiB, bytes); "
+                             "else stream it in HDF5 chunks, shuffled through a buffer within that budget "
+                             "(another batch order: see docs/baselines.md).")(f)
