@@ -140,8 +140,7 @@ class ChunkReader:
             self.chunk_rows = int(chunks[0]) if chunks else self.n
             self.row_bytes = sum(int(np.prod(f[split][n].shape[1:], dtype=np.int64)) * f[split][n].dtype.itemsize
                                  for n in self.names) + 8  # + the int64 index carried along
-        self._file = None
-        self._pid = None
+        self._file, self._arrays, self._pid = None, {}, None
 
     @property
     def chunk_bytes(self) -> int:
@@ -155,18 +154,20 @@ class ChunkReader:
         lo = chunk * self.chunk_rows
         return lo, min(self.n, lo + self.chunk_rows)
 
-    def _group(self) -> h5py.Group:
+    def _group(self) -> dict[str, h5py.Dataset]:
+        # Opened once per process and kept: the chunk cache lives in the open array.
         if self._file is None or self._pid != os.getpid():
             self._file, self._pid = _open(self.dataset.path), os.getpid()
-        return self._file[self.split]
+            self._arrays = {name: self._file[self.split][name] for name in self.names}
+        return self._arrays
 
     def read(self, lo: int, hi: int) -> dict[str, np.ndarray]:
         """Rows ``lo:hi`` of every array, plus ``index`` (their sample indices)."""
-        group = self._group()
+        arrays = self._group()
         out = {}
         for name in self.names:
             try:
-                out[name] = group[name][lo:hi]
+                out[name] = arrays[name][lo:hi]
             except OSError:
                 raise FormatError(f"{self.dataset.path}: array {self.split}/{name} cannot be read "
                                   "(truncated or corrupt?)") from None
@@ -176,11 +177,11 @@ class ChunkReader:
     def close(self) -> None:
         if self._file is not None and self._pid == os.getpid():
             self._file.close()
-        self._file = None
+        self._file, self._arrays = None, {}
 
     def __getstate__(self):  # a pickled reader (to a spawned worker) reopens the file there
         state = dict(self.__dict__)
-        state["_file"], state["_pid"] = None, None
+        state["_file"], state["_arrays"], state["_pid"] = None, {}, None
         return state
 
     def __del__(self):
@@ -238,8 +239,11 @@ class ChunkReader:
                 v[filled:filled + m - emit] = block[k][emit:]
             filled += m - emit
         if pool is not None and filled:
+            # Batch by batch: a permuted copy of the whole buffer would double its memory.
             order = rng.permutation(filled)
-            yield from out.add({k: v[order] for k, v in pool.items()})
+            for start in range(0, filled, self.chunk_rows):
+                take = order[start:start + self.chunk_rows]
+                yield from out.add({k: v[take] for k, v in pool.items()})
         if not drop_last:
             yield from out.flush()
 
