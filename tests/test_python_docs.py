@@ -31,3 +31,13 @@ def test_every_python_block_in_docs_python_md_runs(tmp_path, monkeypatch):
     assert (tmp_path / "cache" / "cnnbench" / "lines-3x3.h5").is_file()
     assert (tmp_path / "board.sqlite").is_file() and not (tmp_path / "default.sqlite").exists()
     assert "train mean" in out
+
+
+def test_the_readme_python_block_runs(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
+    monkeypatch.setenv("CNNBENCH_DB", str(tmp_path / "board.sqlite"))
+    readme = (DOC.parent.parent / "README.md").read_text()
+    [block] = re.findall(r"```python\n(.*?)```", readme, flags=re.S)
+    exec(compile(block, "README.md", "exec"), {"__name__": "readme"})
+    assert (tmp_path / "boxes.h5").is_file() and (tmp_path / "board.sqlite").is_file()
