@@ -57,6 +57,9 @@ class H5Dataset(_TorchDataset):
         without a transform, a tensor.
     targets : False to yield images alone (a public file's test split, for predictions)
     return_factors : also yield the sample's nuisance factors (dict of ndarrays)
+    cache_bytes : HDF5 chunk cache per array and worker (default 64 MiB). A random index
+        decompresses its whole ~1 MiB chunk unless the chunk is cached: a cache that holds
+        the split makes random access cheap after the first epoch.
 
     Returns per index: ``(image, target)``, ``(image, target, factors)``, or the image alone.
     ``DataLoader`` batches through :meth:`__getitems__`: one read per array for the batch.
@@ -64,8 +67,9 @@ class H5Dataset(_TorchDataset):
 
     def __init__(self, path, split: str = "train", transform: Callable | None = None,
                  target_transform: Callable | None = None, *, targets: bool = True,
-                 return_factors: bool = False):
+                 return_factors: bool = False, cache_bytes: int = H5DATASET_CACHE_BYTES):
         self.dataset = _as_dataset(path)
+        self.cache_bytes = int(cache_bytes)
         check_split(self.dataset, split, targets=targets)
         self.split, self.transform, self.target_transform = split, transform, target_transform
         self.targets, self.return_factors = targets, return_factors
@@ -80,7 +84,7 @@ class H5Dataset(_TorchDataset):
         """The split's arrays, opened once per process: HDF5's chunk cache lives in the open
         array, so reopening one per item would decompress its chunk every time."""
         if self._file is None or self._pid != os.getpid():  # a forked worker opens its own
-            self._file = h5py.File(self.dataset.path, "r", rdcc_nbytes=H5DATASET_CACHE_BYTES, rdcc_nslots=10007)
+            self._file = h5py.File(self.dataset.path, "r", rdcc_nbytes=self.cache_bytes, rdcc_nslots=10007)
             self._arrays = {name: self._file[self.split][name] for name in self._file[self.split]}
             self._pid = os.getpid()
         return self._arrays
