@@ -84,3 +84,4 @@ from . import data  # noqa: E402,F401  (registers the commands)
 from . import bench  # noqa: E402,F401
 from . import board  # noqa: E402,F401
 from . import diagnose  # noqa: E402,F401
+from . import serve  # noqa: E402,F401

@@ -84,7 +84,10 @@ def _write_html(out: str, boards) -> None:
 @click.option("--params", type=int, default=None, metavar="N", help="Your model's trainable parameter count.")
 @click.option("--json", "as_json", is_flag=True, help="Print the metrics and rank as JSON.")
 @db_option
-def submit(dataset, predictions, name, notes, params, as_json, db):
+@click.option("--server", metavar="URL", default=None,
+              help="Upload to a `cnnbench serve` server instead; DATASET is then the board's name.")
+@click.option("--token", default=None, help="Your token for --server [default: $CNNBENCH_TOKEN].")
+def submit(dataset, predictions, name, notes, params, as_json, db, server=None, token=None):
     """Score predictions made elsewhere and record them (source 'submission').
 
     PREDICTIONS holds one row per test sample, in test order: .npy (no pickles), .csv
@@ -95,7 +98,12 @@ def submit(dataset, predictions, name, notes, params, as_json, db):
 
     \b
       cnnbench submit lines-3x3.h5 preds.npy --name my-cnn --params 1234
+      cnnbench submit --server http://host:8000 --token T lines-16 preds.npy --name my-cnn
     """
+    if server:
+        from ..serve.client import print_remote
+
+        return print_remote(server, token, dataset, predictions, name, notes, params, as_json)
     ds, record = prepare_submission(dataset, predictions, name, notes, params)
     with Leaderboard(resolve_db_path(db)) as board:
         board.add(record, dataset=ds)
