@@ -1,8 +1,12 @@
-"""Options shared by several commands, declared once."""
+"""Options shared by several commands, declared once; each number has its range (click
+enforces it and shows it in --help)."""
 
 from __future__ import annotations
 
 import click
+
+from ..params import MAX_EPOCHS, MAX_THREADS
+from ..records import MAX_PARAMS
 
 
 def db_option(f):
@@ -22,7 +26,40 @@ def _set_threads(ctx, param, threads):
 
 def threads_option(f):
     """``--threads N``: torch's CPU threads, set as soon as the option is read."""
-    return click.option("--threads", type=click.IntRange(min=1), default=None, metavar="N",
+    return click.option("--threads", type=click.IntRange(1, MAX_THREADS), default=None, metavar="N",
                         expose_value=False, callback=_set_threads,
-                        help="CPU threads for torch [default: torch's choice; 1 is often faster "
-                             "for tiny models or on a busy machine].")(f)
+                        help="CPU threads for torch [default: torch's choice; 1 is often faster for tiny "
+                             "models or on a busy machine]; recorded with each run.")(f)
+
+
+def epochs_option(help_text: str):
+    """``--epochs N`` (1..MAX_EPOCHS), overriding a recipe's or baseline's epochs."""
+    def decorate(f):
+        return click.option("--epochs", type=click.IntRange(1, MAX_EPOCHS), default=None, metavar="N",
+                            help=f"{help_text}.")(f)
+    return decorate
+
+
+def params_option(f):
+    """``--params N``: a submitted model's parameter count (0..MAX_PARAMS)."""
+    return click.option("--params", type=click.IntRange(0, MAX_PARAMS), default=None, metavar="N",
+                        help="Your model's trainable parameter count.")(f)
+
+
+def _parse_budget(ctx, param, value):
+    from ..errors import ParamError
+    from ..streaming import parse_bytes
+
+    try:
+        return parse_bytes(value)
+    except ParamError as exc:
+        raise click.BadParameter(str(exc).split(": ", 1)[1]) from None
+
+
+def memory_budget_option(f):
+    """``--memory-budget SIZE``: a dataset whose arrays exceed it is streamed from its file."""
+    return click.option("--memory-budget", default="4GiB", show_default=True, metavar="SIZE",
+                        callback=_parse_budget,
+                        help="Load the dataset whole when its arrays fit (256MB, 4GiB, bytes); "
+                             "else stream it in HDF5 chunks, shuffled through a buffer within that budget "
+                             "(another batch order: see docs/baselines.md).")(f)
