@@ -11,12 +11,11 @@ from .h5format import SPLITS, Dataset, open_dataset
 
 def _target_stats(dataset: Dataset, targets: np.ndarray) -> dict:
     if dataset.task == "classification":
+        # open_dataset has checked every id is within 0..num_classes-1.
         counts = np.bincount(targets, minlength=dataset.num_classes)
-        # Every class counted, named where the file's ``names`` attribute says how.
-        names = dataset.target_names + [f"class {k}" for k in range(len(dataset.target_names), len(counts))]
-        return {"class_counts": {name: int(c) for name, c in zip(names, counts)}}
+        return {"class_counts": {name: int(c) for name, c in zip(dataset.target_names, counts)}}
     stats = {}
-    for k, name in enumerate(dataset.target_names or [f"t{k}" for k in range(targets.shape[1])]):
+    for k, name in enumerate(dataset.target_names):
         column = targets[:, k].astype(np.float64)
         stats[name] = {"mean": float(column.mean()), "std": float(column.std()),
                        "min": float(column.min()), "max": float(column.max())}
@@ -66,8 +65,9 @@ def format_summary(info: dict) -> str:
         lines.append("  optimum      unknown")
     if info["public"]:
         lines.append("  public copy  test targets withheld")
-    params = ", ".join(f"{k}={v}" for k, v in info["spec"]["params"].items())
-    seed = "withheld (public copy)" if info["spec"].get("seed_withheld") else info["spec"]["seed"]
+    # A file written by other code (a family cnnbench does not generate) may lack these.
+    params = ", ".join(f"{k}={v}" for k, v in info["spec"].get("params", {}).items()) or "-"
+    seed = "withheld (public copy)" if info["spec"].get("seed_withheld") else info["spec"].get("seed", "-")
     lines.append(f"  seed         {seed}")
     lines.append(f"  params       {params}")
     for split, entry in info["splits"].items():
