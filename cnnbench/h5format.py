@@ -68,6 +68,15 @@ def fingerprint_line(split: str, name: str, array_dtype: np.dtype, shape: tuple,
     return f"{split}/{name}|{np.dtype(array_dtype).str}|{','.join(map(str, shape))}|{digest}\n".encode()
 
 
+def fingerprint_from(ident: dict, array_lines) -> str:
+    """The fingerprint of an identity (:func:`identity`) and the arrays' lines in split, name order."""
+    outer = hashlib.sha256(FINGERPRINT_HEADER)
+    outer.update(identity_line(ident))
+    for line in array_lines:
+        outer.update(line)
+    return outer.hexdigest()
+
+
 def check_output_path(path: str | os.PathLike, force: bool) -> Path:
     """Refuse an output path that cannot be written, before any work is done."""
     path = Path(path)
@@ -210,8 +219,10 @@ class DatasetWriter:
         for name, array in block.items():
             row_bytes = max(1, array[:1].nbytes)
             chunk_rows = int(max(1, min(n, CHUNK_BYTES // row_bytes)))
-            ds = group.create_dataset(name, shape=(n,) + array.shape[1:], dtype=array.dtype,
-                                      chunks=(chunk_rows,) + array.shape[1:], **COMPRESSION)
+            # No rows (a shard without blocks of this split): HDF5 refuses chunks larger than
+            # the data, and there is nothing to compress.
+            storage = {"chunks": (chunk_rows,) + array.shape[1:], **COMPRESSION} if n else {}
+            ds = group.create_dataset(name, shape=(n,) + array.shape[1:], dtype=array.dtype, **storage)
             for key, value in attrs.get(name, {}).items():
                 ds.attrs[key] = value
             self._hashes[(split, name)] = hashlib.sha256()
@@ -232,18 +243,18 @@ class DatasetWriter:
         return identity(self.attrs["family"], self.attrs["task"], json.loads(self.attrs["spec"]),
                         json.loads(self.attrs.get("optimum", "null")), names)
 
+    def add_root_array(self, name: str, array: np.ndarray) -> None:
+        """An array beside the split groups (a shard's oracle scores); not fingerprinted."""
+        self._file.create_dataset(name, data=array)
+        self._check()
+
     def fingerprint(self) -> str:
         if self._fixed_fingerprint is not None:
             return self._fixed_fingerprint
-        outer = hashlib.sha256(FINGERPRINT_HEADER)
-        outer.update(identity_line(self.identity()))
-        for split in SPLITS:
-            group = self._file[split]
-            for name in sorted(group):
-                ds = group[name]
-                outer.update(fingerprint_line(split, name, ds.dtype, ds.shape,
-                                              self._hashes[(split, name)].hexdigest()))
-        return outer.hexdigest()
+        return fingerprint_from(self.identity(), (
+            fingerprint_line(split, name, self._file[split][name].dtype, self._file[split][name].shape,
+                             self._hashes[(split, name)].hexdigest())
+            for split in SPLITS for name in sorted(self._file[split])))
 
     def __exit__(self, exc_type, exc, tb) -> None:
         # Any exception, BaseException included (Ctrl-C, SIGTERM/SIGHUP unwinding as
@@ -296,18 +307,14 @@ def compute_fingerprint(dataset: "Dataset | str | os.PathLike", arrays: dict | N
     if ds.public:
         raise FormatError(f"{ds.path}: is a public copy; its fingerprint covers the withheld test "
                           f"arrays and seed, so only the full file can be checked against it")
-    outer = hashlib.sha256(FINGERPRINT_HEADER)
-    outer.update(identity_line(ds.identity))
-    if arrays is not None:
-        for split in SPLITS:
-            for name in sorted(arrays[split]):
-                outer.update(_array_line(split, name, arrays[split][name]))
-        return outer.hexdigest()
-    for split in SPLITS:
-        loaded = ds.load(split)
-        for name in sorted(loaded):
-            outer.update(_array_line(split, name, loaded[name]))
-    return outer.hexdigest()
+    if arrays is None:
+        def lines():
+            for split in SPLITS:
+                loaded = ds.load(split)
+                yield from (_array_line(split, name, loaded[name]) for name in sorted(loaded))
+        return fingerprint_from(ds.identity, lines())
+    return fingerprint_from(ds.identity, (_array_line(split, name, arrays[split][name])
+                                          for split in SPLITS for name in sorted(arrays[split])))
 
 
 def check_fingerprint(ds: "Dataset", arrays: dict | None = None) -> None:
@@ -500,7 +507,22 @@ def _check_links(f: h5py.File, bad) -> None:
         bad(f"{name} is {kind}; a dataset file holds its arrays itself")
 
 
-def _check_arrays(f: h5py.File, public: bool, bad) -> dict[str, dict[str, h5py.Dataset]]:
+def _check_virtual(ds: h5py.Dataset, where: str, folder: Path, bad) -> None:
+    """A virtual dataset only as ``cnnbench merge --virtual`` writes one: each source the same
+    array of a file beside this one (relative name, in the same folder), which exists. Anything
+    else could read another file's data, or fill values where a source is missing."""
+    for source in ds.virtual_sources():
+        name = source.file_name
+        inside = name not in (".", "") and not os.path.isabs(name) and os.path.dirname(os.path.normpath(name)) == ""
+        if not inside or source.dset_name.lstrip("/") != where:
+            bad(f"{where} is a virtual dataset reading {source.dset_name} of {name!r}; only the same array "
+                f"of a shard beside the file is allowed (cnnbench merge --virtual)")
+        if not (folder / name).is_file():
+            bad(f"{where} is a virtual dataset whose source {name!r} is missing (it must stay beside the file)")
+
+
+def _check_arrays(f: h5py.File, public: bool, shard: bool, folder: Path, bad) -> dict[str, dict[str, h5py.Dataset]]:
+    """``shard``: a split may hold no rows (cnnbench generate --shard)."""
     arrays = {}
     for split in SPLITS:
         group = f.get(split)
@@ -514,9 +536,10 @@ def _check_arrays(f: h5py.File, public: bool, bad) -> dict[str, dict[str, h5py.D
             where = f"{split}/{name}"
             if not isinstance(ds, h5py.Dataset):
                 bad(f"{where} is a group, not an array")
-            if ds.is_virtual or ds.external:
-                bad(f"{where} is {'a virtual dataset' if ds.is_virtual else 'stored in external files'}; "
-                    f"a dataset file holds its arrays itself")
+            if ds.external:
+                bad(f"{where} is stored in external files; a dataset file holds its arrays itself")
+            if ds.is_virtual:
+                _check_virtual(ds, where, folder, bad)
             if ds.dtype.kind not in ARRAY_KINDS or ds.dtype.fields is not None:
                 bad(f"{where} has dtype {ds.dtype}; arrays hold plain numbers")
             if ds.ndim == 0:
@@ -527,7 +550,7 @@ def _check_arrays(f: h5py.File, public: bool, bad) -> dict[str, dict[str, h5py.D
             bad(f"{split}/images have dtype {images.dtype}; expected uint8")
         if images.ndim != 4 or images.shape[3] not in (1, 3) or min(images.shape[1:3]) < 1:
             bad(f"{split}/images have shape {images.shape}; expected N x H x W x C with C = 1 or 3")
-        if images.shape[0] < 1:
+        if images.shape[0] < 1 and not shard:
             bad(f"{split}/images hold no samples")
         if images.shape[1:] != arrays["train"]["images"].shape[1:]:
             bad(f"{split}/images are {images.shape[1:]}, train/images {arrays['train']['images'].shape[1:]}")
@@ -565,7 +588,7 @@ def _check_targets(path: Path, arrays: dict, task: str, bad) -> list[str]:
                 bad(f"{where} are {targets.dtype} of shape {targets.shape}; class ids are integers, "
                     f"one per sample")
             values = _read(path, targets)
-            low, high = int(values.min()), int(values.max())
+            low, high = (int(values.min()), int(values.max())) if values.size else (0, 0)
             if low < 0 or high >= len(names):
                 bad(f"{where} holds class id {low if low < 0 else high}, outside 0..{len(names) - 1} "
                     f"({len(names)} class names)")
@@ -642,7 +665,7 @@ def open_dataset(path: str | os.PathLike) -> Dataset:
         optimum = _parse_json(attrs, "optimum", bad) if "optimum" in attrs else None
         _check_optimum(optimum, task, bad)
         _check_links(f, bad)
-        arrays = _check_arrays(f, public, bad)
+        arrays = _check_arrays(f, public, "shard" in attrs, path.resolve().parent, bad)
         names = _check_targets(path, arrays, task, bad)
         shapes = {split: {name: ds.shape for name, ds in members.items()} for split, members in arrays.items()}
     return Dataset(

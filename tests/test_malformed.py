@@ -56,6 +56,13 @@ def _virtual(f, folder):
     f["train"].create_virtual_dataset("position", layout)
 
 
+def _virtual_missing_source(f, folder):
+    layout = h5py.VirtualLayout(shape=(30,), dtype=np.int64)
+    layout[:] = h5py.VirtualSource("gone.h5", "train/position", shape=(30,))
+    del f["train/position"]
+    f["train"].create_virtual_dataset("position", layout)
+
+
 OPTIMUM = {"metric": "accuracy", "value": 1.0, "exact": True, "why": "noise-free"}
 
 # (family of the original, change made to a copy, words the error must hold)
@@ -114,7 +121,9 @@ CASES = {
         str(d / "other.h5"), "/test/targets")), "train/extra is an external link"),
     "soft link": ("lines", lambda f, d: f["val"].__setitem__("extra", h5py.SoftLink("/test/targets")),
                   "val/extra is a soft link"),
-    "virtual dataset": ("lines", _virtual, "train/position is a virtual dataset"),
+    "virtual dataset": ("lines", _virtual, "train/position is a virtual dataset reading x of"),
+    "virtual dataset, source missing": ("lines", _virtual_missing_source,
+                                        "train/position is a virtual dataset whose source 'gone.h5' is missing"),
     "external storage": ("lines", _external_storage, "train/position is stored in external files"),
     "compound extra": ("lines", lambda f, d: _replace(f, "train/position", np.zeros(30, "i4,f4")),
                        "train/position has dtype"),
