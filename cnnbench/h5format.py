@@ -296,13 +296,20 @@ def _array_line(split: str, name: str, array: np.ndarray) -> bytes:
                             hashlib.sha256(array.tobytes()).hexdigest())
 
 
-def compute_fingerprint(dataset: "Dataset | str | os.PathLike", arrays: dict | None = None) -> str:
+def compute_fingerprint(dataset: "Dataset | str | os.PathLike | None", arrays: dict | None = None, *,
+                        ident: dict | None = None) -> str:
     """Recompute a file's fingerprint from its identity and arrays (what ``fingerprint`` should say).
 
     ``arrays`` (split -> name -> array, every array of every split) saves reading them again
     when they are in memory already; otherwise each is read from the file in turn. A public
     copy cannot be checked: its fingerprint covers the withheld test arrays and seed.
+    ``dataset=None``: arrays that are in no file, under the identity ``ident`` (:func:`identity`).
     """
+    if dataset is None:
+        if arrays is None or ident is None:
+            raise ValueError("compute_fingerprint(None, ...) needs the arrays and their identity")
+        return fingerprint_from(ident, (_array_line(split, name, arrays[split][name])
+                                        for split in SPLITS for name in sorted(arrays[split])))
     ds = dataset if isinstance(dataset, Dataset) else open_dataset(dataset)
     if ds.public:
         raise FormatError(f"{ds.path}: is a public copy; its fingerprint covers the withheld test "
