@@ -14,12 +14,18 @@ def test_plain_h5py_finds_what_the_doc_says(tmp_path):
     write_dataset(build_spec("lines", {"size": 6, "n_train": 20, "n_val": 5, "n_test": 5}), path)
     with h5py.File(path, "r") as f:
         attrs = dict(f.attrs)
-        assert attrs["format_version"] == 1
+        assert attrs["format_version"] == 2
         assert attrs["task"] == "classification" and attrs["family"] == "lines"
         spec = json.loads(attrs["spec"])
         assert {"family", "seed", "n_train", "n_val", "n_test", "params", "block_size"} <= set(spec)
         assert json.loads(attrs["optimum"])["metric"] == "accuracy"
-        outer = hashlib.sha256()
+        # docs/format.md#fingerprint, step by step: the identity line, then one line per array.
+        outer = hashlib.sha256(b"cnnbench fingerprint v2\n")
+        identity = {"family": attrs["family"], "task": attrs["task"], "spec": spec,
+                    "optimum": json.loads(attrs["optimum"]),
+                    "target_names": list(f["train/targets"].attrs["names"])}
+        outer.update(b"identity|" + json.dumps(identity, sort_keys=True, separators=(",", ":"),
+                                               ensure_ascii=True).encode() + b"\n")
         for split in ("train", "val", "test"):
             group = f[split]
             assert group["images"].dtype == np.uint8 and group["images"].shape[1:] == (6, 6, 1)

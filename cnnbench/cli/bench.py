@@ -96,16 +96,21 @@ def _run_many(ds, runs, *, epochs, device, quiet, board, plot_dir=None, on_recor
     return records
 
 
+def _plot_paths(ds, folder: Path, name: str, seed: int) -> list[Path]:
+    """The PNGs --plot writes for one run: learning curves, and for regression the scatter."""
+    stem = f"{Path(ds.path).stem}_{name}_seed{seed}"
+    return [folder / f"{stem}_curves.png"] + ([folder / f"{stem}_scatter.png"] if ds.task == "regression" else [])
+
+
 def _plots(result, ds, folder: Path) -> None:
     from ..plots import learning_curves, scatter
 
     folder.mkdir(parents=True, exist_ok=True)
     r = result.record
-    stem = f"{Path(ds.path).stem}_{r.name}_seed{r.seed}"
-    learning_curves(r, folder / f"{stem}_curves.png")
+    paths = _plot_paths(ds, folder, r.name, r.seed)
+    learning_curves(r, paths[0])
     if r.task == "regression":
-        scatter(result.test_predicted, result.test_targets, folder / f"{stem}_scatter.png",
-                f"{r.name} seed {r.seed}", ds.target_names)
+        scatter(result.test_predicted, result.test_targets, paths[1], f"{r.name} seed {r.seed}", ds.target_names)
 
 
 @main.command()
@@ -116,9 +121,10 @@ def _plots(result, ds, folder: Path) -> None:
               help="Training seed(s): 3, 0-9 or 0,4,7; one recorded run per seed.")
 @click.option("--plot", "plot_dir", type=click.Path(file_okay=False), default=None, metavar="DIR",
               help="Write learning curves (and, for regression, predicted-vs-true) PNGs here.")
+@click.option("--force", is_flag=True, help="Overwrite existing --plot files.")
 @run_options
 @db_option
-def bench(dataset, names, seeds, plot_dir, epochs, device, memory_budget, quiet, db):
+def bench(dataset, names, seeds, plot_dir, force, epochs, device, memory_budget, quiet, db):
     """Train baselines on DATASET.h5 under the protocol, score them on test, record them.
 
     Each run trains on train, selects its epoch on val and reports test metrics for that
@@ -144,6 +150,10 @@ def bench(dataset, names, seeds, plot_dir, epochs, device, memory_budget, quiet,
         chosen = [b for b in applicable(ds.family, ds.task) if b.fits(shape)]
     if plot_dir:
         Path(plot_dir).mkdir(parents=True, exist_ok=True)
+        for b in chosen:  # every plot checked before any run: a refusal costs no training
+            for seed in (seed_list[:1] if b.source == "reference" else seed_list):
+                for plot in _plot_paths(ds, Path(plot_dir), b.name, seed):
+                    check_output_path(plot, force)
     path = resolve_db_path(db)
     with Leaderboard(path) as board:
         _run_many(ds, [(b, seed_list) for b in chosen], epochs=epochs, device=device, quiet=quiet,
@@ -194,10 +204,13 @@ def baselines_command(dataset):
               help="Training seeds for every run [default: each baseline's, 10 for the seed reproductions].")
 @click.option("--dry-run", is_flag=True, help="Print the plan (presets, baselines, seeds) and stop.")
 @click.option("--report", "report", type=click.Path(dir_okay=False), default=None, metavar="FILE.md",
-              help="Write the figures table and every result (e.g. docs/results.md).")
+              help="Write the figures table and every result (e.g. docs/results.md); an existing "
+                   "file only with --force (its hand-written notes are kept).")
+@click.option("--force", is_flag=True,
+              help="Overwrite an existing --report, and --data-dir files that are not this preset.")
 @run_options
 @db_option
-def suite(full, rungs, preset_names, names, data_dir, seeds, dry_run, report, epochs, device,
+def suite(full, rungs, preset_names, names, data_dir, seeds, dry_run, report, force, epochs, device,
           memory_budget, quiet, db):
     """Generate the canonical presets, run their baselines, record them, print the leaderboard.
 
@@ -208,7 +221,7 @@ def suite(full, rungs, preset_names, names, data_dir, seeds, dry_run, report, ep
 
     \b
       cnnbench suite
-      cnnbench suite --full --report docs/results.md
+      cnnbench suite --full --report docs/results.md --force
       cnnbench suite --full --rungs medium
       cnnbench suite --preset lines-3x3 --seeds 0-9
     """
@@ -225,7 +238,8 @@ def suite(full, rungs, preset_names, names, data_dir, seeds, dry_run, report, ep
             click.echo(f"{step.preset.name}: {runs}")
         return
     if report:
-        check_output_path(report, force=True)
+        check_output_path(report, force)
+    lib.check_data_dir([step.preset for step in steps], data_dir, force)
     path = resolve_db_path(db)
     records, fingerprints, optimum = [], [], {}
     with Leaderboard(path) as board:

@@ -226,9 +226,10 @@ def info(path, as_json):
 @click.option("--split", type=click.Choice(["train", "val", "test"]), default="train", show_default=True)
 @click.option("-n", "--n", "count", type=click.IntRange(min=1), default=16, show_default=True,
               help="Number of samples (the first ones of the split).")
-def show(path, out, split, count):
+@click.option("--force", is_flag=True, help="Overwrite an existing --out file.")
+def show(path, out, split, count, force):
     """Write a PNG grid of samples with their targets beside each."""
     if not out.lower().endswith(".png"):
         raise ParamError(f"--out: {out!r} should end in .png")
-    drawn = render_grid(path, out, split=split, n=count)
+    drawn = render_grid(path, out, split=split, n=count, force=force)
     click.echo(f"wrote {out}: {drawn} {split} samples")
