@@ -27,3 +27,8 @@ def test_short_work_prints_nothing_and_disabled_prints_nothing():
         lines.update(1, 10)
         time.sleep(0.1)
     assert stream.getvalue() == "" and off.getvalue() == ""
+
+
+def test_before_any_report_the_line_says_running():
+    lines = ProgressLines("lines-16: ridge seed 0", "epochs", enabled=False)
+    assert lines.line().startswith("lines-16: ridge seed 0: running, ")

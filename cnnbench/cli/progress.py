@@ -44,7 +44,10 @@ class ProgressLines:
     def line(self) -> str:
         elapsed = time.monotonic() - self.started
         parts = [f"{self.label}: "]
-        parts.append(f"{self.done}/{self.total} {self.unit}" if self.total else f"{self.done} {self.unit}")
+        if self.total:
+            parts.append(f"{self.done}/{self.total} {self.unit}")
+        else:  # nothing reported yet (a first epoch, a closed-form fit)
+            parts.append(f"{self.done} {self.unit}" if self.done else "running")
         if self.detail:
             parts.append(f", {self.detail}")
         parts.append(f", {_duration(elapsed)}")
