@@ -118,9 +118,12 @@ class DatasetWriter:
         group = self._file[split]
         for name, array in block.items():
             rows = chunk_rows(n, array[:1].nbytes)
+            # No rows (a shard without blocks of this split): HDF5 refuses chunks larger than
+            # the data, and there is nothing to compress.
+            storage = {"chunks": (rows,) + array.shape[1:], **filters(array)} if n else {}
             with self._writing():
                 ds = group.create_dataset(name, shape=(n,) + array.shape[1:], dtype=array.dtype,
-                                          chunks=(rows,) + array.shape[1:], **filters(array))
+                                          **storage)
                 for key, value in attrs.get(name, {}).items():
                     ds.attrs[key] = value
             self._hashes[(split, name)] = hashlib.sha256()
@@ -133,6 +136,11 @@ class DatasetWriter:
             with self._writing():
                 group[name][start:start + len(array)] = array
             self._hashes[(split, name)].update(array.tobytes())
+
+    def add_root_array(self, name: str, array: np.ndarray) -> None:
+        """An array beside the split groups (a shard's oracle scores); not fingerprinted."""
+        with self._writing():
+            self._file.create_dataset(name, data=array)
 
     def fingerprint(self) -> str:
         outer = hashlib.sha256()
