@@ -1,6 +1,6 @@
 """cnnbench's performance, side by side with what it is measured against, in one run.
 
-    .venv/bin/python benchmarks/bench.py                 # everything, ~5-10 minutes on 2 cores
+    .venv/bin/python benchmarks/bench.py                 # everything (draw, presets, files: 20 min of wall clock on 2 busy cores)
     .venv/bin/python benchmarks/bench.py --only draw,files
     .venv/bin/python benchmarks/bench.py --only train --train-images 512 --epochs 2
 
@@ -368,6 +368,9 @@ def train_section(rounds: int, folder: Path, n_train: int, epochs: int) -> None:
         arrays = load_splits(ds)
         baseline = get_baseline(name)
         info = DataInfo.from_dataset(ds)
+        # Untimed first: torch's first calls of a model's ops (kernel selection, allocations)
+        # would otherwise land on whichever side is timed first.
+        run(ds, baseline.make, name=name, epochs=1, device="cpu", arrays=arrays)
         protocol = best_of(rounds, lambda: run(ds, baseline.make, name=name, epochs=epochs, device="cpu",
                                                arrays=arrays))
         bare = min(bare_loop(baseline, info, arrays, ds.task, epochs, False) for _ in range(rounds))
