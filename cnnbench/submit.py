@@ -490,7 +490,7 @@ def _one_line(exc: BaseException) -> str:
 
 
 def evaluate_model(dataset_path, model: str, *, name: str | None = None, seeds=(0,), epochs: int | None = None,
-                   device: str = "auto", notes: str = "", progress=None):
+                   device: str = "auto", notes: str = "", progress=None, memory_budget=None):
     """Train a user's model under the baselines' protocol, once per seed; yield (dataset, record).
 
     A public file is refused before any user code runs. Errors in the user's model during
@@ -507,7 +507,7 @@ def evaluate_model(dataset_path, model: str, *, name: str | None = None, seeds=(
     name = check_name(name or default_model_name(model))  # before the user's code runs
     notes = check_notes(notes or "")
     factory = load_factory(model)
-    arrays = train.load_splits(dataset)
+    arrays = train.prepare_data(dataset, memory_budget or train.DEFAULT_MEMORY_BUDGET)
     for seed in seeds:
         try:
             result = train.run(dataset, factory, name=name, seed=seed, epochs=epochs, device=device,

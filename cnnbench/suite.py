@@ -25,7 +25,7 @@ from .errors import ParamError
 from .generate import write_dataset
 from .h5format import open_dataset
 from .presets import Preset, all_presets
-from .leaderboard import same_score
+from .ranking import same_score
 from .records import COLLAPSE_RULE, PRIMARY_METRIC, RunRecord
 
 RUNGS = ("easy", "medium", "hard")

@@ -1,5 +1,6 @@
 """The dataset commands through click's CliRunner: happy paths and every bad input."""
 
+import importlib
 import json
 import os
 import signal
@@ -13,8 +14,10 @@ import numpy as np
 import pytest
 from click.testing import CliRunner
 
-from cnnbench import generate as generate_module
 from cnnbench.cli import main
+
+# cnnbench.generate is the public function; the module of the same name, by its full name.
+generate_module = importlib.import_module("cnnbench.generate")
 
 
 def run(*args):
@@ -313,7 +316,8 @@ def test_every_command_has_help():
 SLOW_CHILD = """
 import multiprocessing, sys, time
 multiprocessing.set_start_method("fork", force=True)  # workers inherit the stalling draw
-from cnnbench import generate
+import importlib
+generate = importlib.import_module("cnnbench.generate")
 real_draw = generate._draw_block
 def stalling_draw(*job):
     if job[4] > 0:

@@ -16,7 +16,7 @@ from ..h5format import check_output_path, open_dataset
 from ..leaderboard import Leaderboard, resolve_db_path
 from ..report import render_fingerprints
 from . import main
-from .options import db_option, epochs_option, threads_option
+from .options import db_option, epochs_option, memory_budget_option, threads_option
 from .data import progress_bar
 from .progress import ProgressLines
 
@@ -58,6 +58,7 @@ def run_options(f):
     f = click.option("--device", default="auto", show_default=True,
                      help="auto (CUDA when present, else CPU), cpu, cuda, cuda:1...")(f)
     f = threads_option(f)
+    f = memory_budget_option(f)
     f = click.option("--quiet", "-q", is_flag=True, help="No progress bars; one line per run.")(f)
     return f
 
@@ -72,10 +73,11 @@ def _line(record) -> str:
             f"{record.epochs}, {record.params} params, {record.wall_time_s:.1f} s, {record.device})")
 
 
-def _run_many(ds, runs, *, epochs, device, quiet, board, plot_dir=None, on_record=None):
+def _run_many(ds, runs, *, epochs, device, quiet, board, plot_dir=None, on_record=None,
+              memory_budget):
     """Train and record each (baseline, seeds); the split arrays are read once for all."""
-    from ..train import load_splits, run  # torch only for the commands that train
-    arrays = load_splits(ds)
+    from ..train import prepare_data, run  # torch only for the commands that train
+    arrays = prepare_data(ds, memory_budget)  # in memory, or streamed when over the budget
     records = []
     for baseline, seeds in runs:
         if baseline.source == "reference":
@@ -121,7 +123,7 @@ def _plots(result, ds, folder: Path) -> None:
               help="Write learning curves (and, for regression, predicted-vs-true) PNGs here.")
 @run_options
 @db_option
-def bench(dataset, names, seeds, plot_dir, epochs, device, quiet, db):
+def bench(dataset, names, seeds, plot_dir, epochs, device, memory_budget, quiet, db):
     """Train baselines on DATASET.h5 under the protocol, score them on test, record them.
 
     Each run trains on train, selects its epoch on val and reports test metrics for that
@@ -150,7 +152,7 @@ def bench(dataset, names, seeds, plot_dir, epochs, device, quiet, db):
     path = resolve_db_path(db)
     with Leaderboard(path) as board:
         _run_many(ds, [(b, seed_list) for b in chosen], epochs=epochs, device=device, quiet=quiet,
-                  board=board, plot_dir=plot_dir)
+                  board=board, plot_dir=plot_dir, memory_budget=memory_budget)
     if not quiet and is_writer():
         click.echo(f"recorded in {path}")
 
@@ -201,7 +203,7 @@ def baselines_command(dataset):
 @run_options
 @db_option
 def suite(full, rungs, preset_names, names, data_dir, seeds, dry_run, report, epochs, device,
-          quiet, db):
+          memory_budget, quiet, db):
     """Generate the canonical presets, run their baselines, record them, print the leaderboard.
 
     Without flags: the seeds' own tasks (lines-3x3, lines-16, boxes-64, patches-64) with the
@@ -246,7 +248,8 @@ def suite(full, rungs, preset_names, names, data_dir, seeds, dry_run, report, ep
                            f"{len(step.runs)} baselines")
             shape = ds.shapes["train"]["images"][1:]
             runs = [(b, s) for b, s in step.runs if names or b.fits(shape)]
-            records += _run_many(ds, runs, epochs=epochs, device=device, quiet=quiet, board=board)
+            records += _run_many(ds, runs, epochs=epochs, device=device, quiet=quiet, board=board,
+                                 memory_budget=memory_budget)
         total_s = time.perf_counter() - started
         if not quiet:
             click.echo("")
