@@ -16,6 +16,7 @@ import json
 import math
 import os
 import re
+import zlib
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -29,10 +30,13 @@ from .errors import FormatError, ParamError
 FORMAT_VERSION = 2
 SPLITS = ("train", "val", "test")
 TASK_METRIC = {"classification": "accuracy", "regression": "rmse"}
-# gzip is built into every HDF5 library, so any HDF5 reader opens the files; level 4 is
-# near the best ratio of levels 1-9 on these sparse images at a fraction of level 9's cost.
+# gzip is built into every HDF5 library, so any HDF5 reader opens the files (lzf is h5py's
+# own, and no faster here). Measured per family (benchmarks/bench.py, docs/performance.md):
+# level 1 packs these images within 0.2 % of the raw size of level 4, at twice its speed.
+# Noisy images barely shrink (to 60-85 %) for 10-25x the writing and 5-10x the reading time
+# of raw storage, so uint8 arrays are stored raw unless level 1 halves a sample of them.
 # The shuffle filter groups the bytes of float arrays, which gzip then packs much better.
-COMPRESSION = {"compression": "gzip", "compression_opts": 4, "shuffle": True}
+COMPRESSION = {"compression": "gzip", "compression_opts": 1, "shuffle": True}
 CHUNK_BYTES = 1 << 20
 # The fingerprint's first line names its definition (docs/format.md#fingerprint).
 FINGERPRINT_HEADER = b"cnnbench fingerprint v2\n"
@@ -41,6 +45,27 @@ MAX_JSON_DEPTH = 16
 # dtype kinds an array may have: bool, signed and unsigned integers, floats (no strings,
 # objects, compounds, references).
 ARRAY_KINDS = "biuf"
+
+
+# -- storage: filters and chunks -------------------------------------------------------------
+
+SAMPLE_BYTES = 1 << 18  # the sample of a first block that decides whether gzip pays
+
+
+def filters(array: np.ndarray) -> dict:
+    """The HDF5 filter options for an array, given its first block (see COMPRESSION)."""
+    if array.dtype == np.uint8 and len(array):
+        sample = np.ascontiguousarray(array[:max(1, SAMPLE_BYTES // max(1, array[:1].nbytes))]).tobytes()
+        if len(zlib.compress(sample, COMPRESSION["compression_opts"])) > len(sample) // 2:
+            return {}
+    return COMPRESSION
+
+
+def chunk_rows(n: int, row_bytes: int) -> int:
+    """Rows per chunk: about CHUNK_BYTES, a power of two, so that a chunk never straddles two
+    of the generator's 1024-row blocks (a straddling compressed chunk is compressed twice)."""
+    rows = max(1, CHUNK_BYTES // max(1, row_bytes))
+    return int(min(n, 1 << (rows.bit_length() - 1))) if n else 1
 
 
 # -- the fingerprint ----------------------------------------------------------------------------
@@ -217,11 +242,10 @@ class DatasetWriter:
         """Create the split's arrays with the dtypes and trailing shapes of a first block."""
         group = self._file[split]
         for name, array in block.items():
-            row_bytes = max(1, array[:1].nbytes)
-            chunk_rows = int(max(1, min(n, CHUNK_BYTES // row_bytes)))
+            rows = chunk_rows(n, array[:1].nbytes)
             # No rows (a shard without blocks of this split): HDF5 refuses chunks larger than
             # the data, and there is nothing to compress.
-            storage = {"chunks": (chunk_rows,) + array.shape[1:], **COMPRESSION} if n else {}
+            storage = {"chunks": (rows,) + array.shape[1:], **filters(array)} if n else {}
             ds = group.create_dataset(name, shape=(n,) + array.shape[1:], dtype=array.dtype, **storage)
             for key, value in attrs.get(name, {}).items():
                 ds.attrs[key] = value

@@ -18,10 +18,12 @@ from ..report import render_fingerprints
 from . import main
 from .options import db_option, epochs_option, memory_budget_option, threads_option
 from .data import progress_bar
+from .progress import ProgressLines
 
 
 class EpochBar:
-    """A click progress bar per run (epochs, current val metric), on a terminal only.
+    """Progress of one run (epochs, current val metric): a click progress bar on a terminal,
+    else a progress line every 10 s of a long run (cnnbench.cli.progress); nothing if quiet.
 
     The library calls it after each epoch; the bar is opened on the first call, when the
     number of epochs is known.
@@ -30,8 +32,10 @@ class EpochBar:
     def __init__(self, label: str, quiet: bool):
         self.label, self.enabled, self.bar, self.done = label, not quiet and sys.stderr.isatty(), None, 0
         self.text = ""
+        self.lines = ProgressLines(label, "epochs", enabled=not quiet and not self.enabled).__enter__()
 
     def __call__(self, epoch: int, epochs: int, metric: str, value: float) -> None:
+        self.lines.update(epoch, epochs, f"val {metric} {value:.4g}")
         if not self.enabled:
             return
         if self.bar is None:
@@ -43,6 +47,7 @@ class EpochBar:
         self.done = epoch
 
     def close(self) -> None:
+        self.lines.__exit__(None, None, None)
         if self.bar is not None:
             self.bar.__exit__(None, None, None)
             self.bar = None
@@ -78,7 +83,7 @@ def _run_many(ds, runs, *, epochs, device, quiet, board, plot_dir=None, on_recor
         if baseline.source == "reference":
             seeds = seeds[:1]  # closed-form fits do not depend on the training seed
         for seed in seeds:
-            bar = EpochBar(f"{baseline.name} seed {seed}", quiet)
+            bar = EpochBar(f"{Path(ds.path).stem}: {baseline.name} seed {seed}", quiet)
             try:
                 result = run(ds, baseline.make, name=baseline.name, seed=seed, epochs=epochs,
                              device=device, source=baseline.source, progress=bar, arrays=arrays)
@@ -215,7 +220,7 @@ def suite(full, rungs, preset_names, names, data_dir, seeds, dry_run, report, fo
     """Generate the canonical presets, run their baselines, record them, print the leaderboard.
 
     Without flags: the seeds' own tasks (lines-3x3, lines-16, boxes-64, patches-64) with the
-    quick baselines, about 2 minutes on 2 CPU cores. --full: the easy and hard rungs and the
+    quick baselines, about 1.5 minutes on 2 idle CPU cores. --full: the easy and hard rungs and the
     figure presets with every baseline, 10 seeds for the seed reproductions (about 14
     minutes); the medium rungs run on request (--full --rungs medium). --report writes the figures.
 
