@@ -20,7 +20,7 @@ from . import __version__
 from .errors import CnnbenchError, ParamError
 from .families import SPLITS, get_family
 from .generate import Spec, build_spec, generate_arrays, write_dataset
-from .h5format import FORMAT_VERSION, Dataset, check_fingerprint, compute_fingerprint, open_dataset
+from .h5format import FORMAT_VERSION, Dataset, check_fingerprint, compute_fingerprint, identity, open_dataset
 from .params import Param
 from .presets import get_preset
 from .streaming import DEFAULT_MEMORY_BUDGET, check_fingerprint_streamed, check_split_name
@@ -304,7 +304,8 @@ def from_arrays(splits: Mapping[str, tuple], task: str | None = None) -> tuple[D
         k = int(np.prod(arrays["train"]["targets"].shape[1:], dtype=np.int64))
         names = [f"y{i}" for i in range(k)]
     shapes = {s: {n: a.shape for n, a in arrays[s].items()} for s in SPLITS}
-    ds = Dataset(path=None, family="arrays", task=task, spec={}, fingerprint=compute_fingerprint(None, arrays),
+    ds = Dataset(path=None, family="arrays", task=task, spec={}, fingerprint=compute_fingerprint(
+                     None, arrays, ident=identity("arrays", task, {}, None, names)),
                  format_version=FORMAT_VERSION, cnnbench_version=__version__, target_names=names,
                  optimum=None, shapes=shapes, public=False, attrs={})
     return ds, arrays

@@ -9,7 +9,8 @@ from dataclasses import asdict, dataclass, field
 
 # Bump whenever a change to the training protocol or the metrics could change scores;
 # the leaderboard ranks together only rows with the same protocol version.
-PROTOCOL_VERSION = 1
+# 2: dataset format 2, whose fingerprint also covers family, task, spec, optimum and target names.
+PROTOCOL_VERSION = 2
 
 # The metric each task is ranked by, and whether higher is better.
 PRIMARY_METRIC = {"classification": ("accuracy", True), "regression": ("rmse", False)}

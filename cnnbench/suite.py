@@ -21,9 +21,9 @@ import torch
 
 from . import __version__
 from .baselines import Baseline, applicable, get_baseline
-from .errors import ParamError
+from .errors import CnnbenchError, ParamError
 from .generate import write_dataset
-from .h5format import open_dataset
+from .h5format import FORMAT_VERSION, format_version_of, open_dataset
 from .presets import Preset, all_presets
 from .ranking import same_score
 from .records import COLLAPSE_RULE, PRIMARY_METRIC, RunRecord
@@ -93,24 +93,52 @@ def plan(presets: list[Preset], full: bool, seeds: list[int] | None = None,
     return steps
 
 
+def dataset_path(preset: Preset, data_dir: str | os.PathLike) -> Path:
+    return Path(data_dir) / f"{preset.name}.h5"
+
+
+def _reusable(path: Path, preset: Preset) -> tuple[bool, str | None]:
+    """Whether the file at ``path`` is the preset's (reuse it) and, if not, why replacing it
+    needs --force (None: a stale copy of this preset, replaced freely)."""
+    spec = preset.spec()
+    try:
+        found = open_dataset(path).spec
+    except CnnbenchError:
+        # Written by an older cnnbench (another format version): a stale copy, made again.
+        version = format_version_of(path)
+        if isinstance(version, int) and not isinstance(version, bool) and version < FORMAT_VERSION:
+            return False, None
+        return False, "is not a readable cnnbench dataset"
+    if found == json.loads(spec.to_json()):  # compared as JSON gives them back (tuples are lists)
+        return True, None
+    if found.get("preset") == preset.name and found.get("seed") == spec.seed:
+        return False, None  # the preset's own file from before its parameters changed
+    return False, f"holds another dataset than preset {preset.name} with its published seed"
+
+
+def check_data_dir(presets: list[Preset], data_dir: str | os.PathLike, force: bool) -> None:
+    """Refuse, before any work, to replace a --data-dir file that is not a stale copy of its preset."""
+    for preset in presets:
+        path = dataset_path(preset, data_dir)
+        if path.exists() and not force:
+            reuse, why = _reusable(path, preset)
+            if not reuse and why:
+                raise ParamError(f"{path} {why}; move it away or pass --force to replace it")
+
+
 def ensure_dataset(preset: Preset, data_dir: str | os.PathLike,
                    progress: Callable[[int], None] | None = None) -> tuple[Path, bool]:
     """``data_dir/<preset>.h5``, generated unless a file with the same spec is there.
 
-    Returns the path and whether it was (re)generated.
+    Returns the path and whether it was (re)generated. :func:`check_data_dir` decides first
+    whether a file there may be replaced.
     """
     folder = Path(data_dir)
     folder.mkdir(parents=True, exist_ok=True)
-    path = folder / f"{preset.name}.h5"
-    spec = preset.spec()
-    if path.exists():
-        try:
-            # Compare as JSON gives them back (tuples are lists in the file).
-            if open_dataset(path).spec == json.loads(spec.to_json()):
-                return path, False
-        except Exception:  # noqa: BLE001 -- any unreadable file is simply regenerated
-            pass
-    write_dataset(spec, path, force=True, progress=progress)
+    path = dataset_path(preset, data_dir)
+    if path.exists() and _reusable(path, preset)[0]:
+        return path, False
+    write_dataset(preset.spec(), path, force=True, progress=progress)
     return path, True
 
 

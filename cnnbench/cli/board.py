@@ -132,7 +132,8 @@ def submit(dataset, predictions, name, notes, params, as_json, db, server=None, 
 @click.option("--force", is_flag=True, help="Overwrite an existing output file.")
 @click.option("--allow-guessable-seed", is_flag=True,
               help="Export even a file whose seed can be guessed (a preset's published seed, or a "
-                   "small number), from which anyone can regenerate the test labels.")
+                   "small number) or whose test labels do not depend on the seed, from which "
+                   "anyone can regenerate the test labels.")
 def export_public_command(dataset, out, force, allow_guessable_seed):
     """Write a copy without test targets or seed, for a hosted leaderboard.
 
@@ -140,7 +141,9 @@ def export_public_command(dataset, out, force, allow_guessable_seed):
     images remain (targets and per-sample extras are withheld), and the spec's seed is
     withheld. Participants train on it and submit test predictions; the maintainer scores
     them with the full file. Generate the full file with a secret seed first: a canonical
-    preset's seed is published, so its public copy is refused.
+    preset's seed is published, so its public copy is refused, and so is a file whose test
+    labels are the same whatever the seed (lines-3x3). The copy is a new file holding only
+    the public arrays and attributes.
 
     \b
       cnnbench generate lines --size 16 --out full.h5 \\
