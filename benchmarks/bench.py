@@ -290,7 +290,7 @@ def files_section(rounds: int, folder: Path) -> None:
 TRAINED = {  # each CNN baseline on the canonical preset of the family it is meant for
     "seed000-repro": "lines-16", "seed000-fix": "lines-16",
     "seed001-repro": "boxes-64", "seed001-fix": "boxes-64",
-    "coordconv": "boxes-64", "plain-cnn": "boxes-64",
+    "coordconv-cnnbench": "boxes-64", "plain-cnn": "boxes-64",
     "seed002-vgg": "patches-64", "seed002-fix": "patches-64", "resnet": "patches-64",
     "p4cnn": "patches-64", "classify-regress": "patches-64",
 }

@@ -272,10 +272,14 @@ def check_figures(records: list[RunRecord], total_wall_s: float | None = None,
             return f"RMSE {worst:.3f} px" + (f" (worst of {len(rs)})" if len(rs) > 1 else ""), worst < limit
         return measure
 
-    def coordconv_vs_plain():
-        cc = min(r.score for r in need("notsoclevr-quadrant", "coordconv"))
-        plain = min(r.score for r in need("notsoclevr-quadrant", "plain-cnn"))
-        return f"CoordConv {cc:.3f} px, plain CNN {plain:.3f} px", cc < 2.0 <= plain
+    def liu2018(dataset, conv):
+        """Liu et al. 2018's CoordConv regressor against their conv counterpart: share of seeds solved."""
+        def measure():
+            cc, other = need(dataset, "liu2018-coordconv"), need(dataset, conv)
+            text = f"CoordConv: {solved_share(cc)}; conv: {solved_share(other)}"
+            won = sum(r.score < SOLVED_PX for r in cc) > sum(r.score < SOLVED_PX for r in other)
+            return text, won and len(cc) >= 10 and len(other) >= 10
+        return measure
 
     def patches():
         mean = need("patches-64", "mean")[0].score
@@ -325,9 +329,11 @@ def check_figures(records: list[RunRecord], total_wall_s: float | None = None,
     fig("lines-16", "best test accuracy >= 0.99", lines16)
     fig("boxes-64", "seed 001 reproduction collapses to the mean on most of 10 seeds", seed001_collapse)
     fig("boxes-64", "ridge test RMSE < 1 px", under("boxes-64", "ridge", 1.0))
-    fig("boxes-64", "CoordConv test RMSE < 1 px", under("boxes-64", "coordconv", 1.0))
-    fig("notsoclevr-quadrant", "CoordConv < 2 px on the held-out quadrant, plain CNN not",
-        coordconv_vs_plain)
+    fig("boxes-64", "coordconv-cnnbench test RMSE < 1 px", under("boxes-64", "coordconv-cnnbench", 1.0))
+    for dataset, conv in (("notsoclevr-quadrant", "liu2018-conv-quadrant"),
+                          ("notsoclevr-uniform", "liu2018-conv-uniform")):
+        fig(dataset, f"Liu et al. 2018's nets, 10 seeds each: CoordConv regressor under {SOLVED_PX} px "
+            "test RMSE on more seeds than their conv counterpart", liu2018(dataset, conv))
     fig("patches-64", "best <= 1/8 of the mean predictor, better than ridge on mean colour and "
         "the seed 002 reproduction", patches)
     presets = all_presets()
@@ -336,14 +342,37 @@ def check_figures(records: list[RunRecord], total_wall_s: float | None = None,
             fig(dataset, "hard rung: best and worst non-reference baselines >= 3x apart in RMSE "
                 "(10 accuracy points); best >= 1.5x the floor (3 points below it)", hard_rung(dataset))
     if total_wall_s is not None:
-        figs.append(Figure("all", "whole suite under 20 minutes on 2 CPU cores",
-                           f"{total_wall_s / 60:.1f} min on {os.cpu_count()} CPUs, "
-                           f"{torch.get_num_threads()} torch threads", total_wall_s < 20 * 60))
+        # Liu et al. 2018's nets train 100 epochs on 64x64 images, 40 runs: hours on 2 cores.
+        # They are the figures above; the 20-minute figure is the rest of the suite's.
+        liu = sum(r.wall_time_s or 0.0 for r in records if r.name.startswith("liu2018-"))
+        rest = total_wall_s - liu
+        figs.append(Figure("all", "whole suite under 20 minutes on 2 CPU cores (Liu et al. 2018's runs apart)",
+                           f"{rest / 60:.1f} min on {os.cpu_count()} CPUs, {torch.get_num_threads()} torch "
+                           f"threads" + (f"; Liu et al. 2018's runs {liu / 3600:.1f} h more" if liu else ""),
+                           rest < 20 * 60))
     return figs
 
 
 class _Missing(Exception):
     pass
+
+
+# Not-so-Clevr (integer centres, one-hot input): a seed under this test RMSE has found the
+# exact answer (the authors' net reaches thousandths of a pixel when it trains at all).
+SOLVED_PX = 0.5
+
+
+def solved_share(records: list[RunRecord]) -> str:
+    """'k of n seeds < 0.5 px (median m px); not: seeds s (a to b px)' from one baseline's runs."""
+    ok = sorted((r for r in records if r.score < SOLVED_PX), key=lambda r: r.seed)
+    stuck = sorted((r for r in records if r.score >= SOLVED_PX), key=lambda r: r.seed)
+    text = f"{len(ok)} of {len(records)} seeds < {SOLVED_PX} px"
+    if ok:
+        text += f" (median {statistics.median(r.score for r in ok):.3g} px)"
+    if stuck:
+        text += (f"; not: seed{'s' if len(stuck) > 1 else ''} {', '.join(str(r.seed) for r in stuck)} "
+                 f"({min(r.score for r in stuck):.3g} to {max(r.score for r in stuck):.3g} px)")
+    return text
 
 
 # --------------------------------------------------------------------------------------------

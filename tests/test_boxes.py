@@ -95,22 +95,6 @@ def test_quadrant_split_holds_out_one_quadrant(subpixel):
     assert (low_x & low_y).any() and (low_x & ~low_y).any() and (~low_x & low_y).any()
 
 
-def test_notsoclevr_grid_covers_every_position_exactly_once():
-    for name, n_test in [("notsoclevr-uniform", 627), ("notsoclevr-quadrant", 28 * 28)]:
-        spec = get_preset(name).spec()
-        assert sum(spec.sizes.values()) == 56 * 56 and spec.sizes["test"] == n_test
-        centres = {s: generate_arrays(spec, s)["targets"] for s in ("train", "val", "test")}
-        together = np.concatenate(list(centres.values())).astype(int)
-        assert len(np.unique(together, axis=0)) == 56 * 56
-        assert together.min() == 4 and together.max() == 59
-        test = centres["test"]
-        held = (test[:, 0] >= 32) & (test[:, 1] >= 32)
-        assert held.all() if name.endswith("quadrant") else not held.all()
-        # One-hot input: a single lit pixel at the centre.
-        img = generate_arrays(spec, "val")["images"][:50, ..., 0]
-        assert (img.reshape(50, -1) > 0).sum(axis=1).tolist() == [1] * 50
-
-
 def test_grid_partition_does_not_depend_on_the_seed():
     params = {"size": 12, "positions": "grid", "box_size": 3}
     a = generate_arrays(build_spec("boxes", {"seed": 1, **params}), "test")["targets"]
@@ -198,7 +182,7 @@ def test_presets_are_valid_and_ranked():
     spec = get_preset("boxes-64").spec()
     assert spec.sizes == {"train": 10000, "val": 2000, "test": 2000}
     assert spec.params["size"] == 64 and spec.params["channels"] == 3
-    for name in ("boxes-64-quadrant", "notsoclevr-uniform-9", "notsoclevr-quadrant-9"):
+    for name in ("boxes-64-quadrant", "notsoclevr-squares-uniform", "notsoclevr-squares-quadrant"):
         get_preset(name).spec()
 
 

@@ -20,6 +20,7 @@ import numpy as np
 
 from ..errors import ParamError
 from ..params import Param
+from . import notsoclevr
 from .base import Family, Optimum
 
 # Grid layout: the share of positions given to test (uniform split), and the share of the
@@ -54,6 +55,13 @@ PARAMS = (
           "'random': centre drawn per image; 'grid': every integer centre exactly once across the "
           "splits (sizes come from the layout; n_train/n_val/n_test are ignored).",
           choices=("random", "grid")),
+    Param("grid_split", "choice", "seeded",
+          "With --positions grid, which positions go to test: 'seeded' draws them with "
+          "--layout-seed (uniform: 20 %; quadrant: x, y > (size-1)/2); 'liu2018' recomputes "
+          "Liu et al. 2018's Not-so-Clevr generator (uniform: each position with p 0.25 from "
+          "numpy's legacy RandomState(20202), in their x-major order; quadrant: x/size > 0.5 "
+          "and y/size > 0.5). Val is 1/8 of the other positions, drawn with --layout-seed.",
+          choices=("seeded", "liu2018")),
     Param("layout_seed", "int", 0,
           "Seed of the grid positions' assignment to splits; separate from --seed so that "
           "datasets with different seeds share one split.", low=0),
@@ -135,7 +143,10 @@ def _grid_layout(p: dict) -> dict[str, np.ndarray]:
     """The grid's positions for each split, fixed by ``layout_seed`` (not the dataset seed)."""
     grid = _grid(p)
     rng = np.random.default_rng([p["layout_seed"], len(grid)])
-    if p["split"] == "quadrant":
+    if p["grid_split"] == "liu2018":
+        held = notsoclevr.test_mask(grid, p["size"], p["split"])
+        test, rest = np.flatnonzero(held), rng.permutation(np.flatnonzero(~held))
+    elif p["split"] == "quadrant":
         t = _threshold(p["size"])
         held = (grid[:, 0] > t) & (grid[:, 1] > t)
         test, rest = np.flatnonzero(held), rng.permutation(np.flatnonzero(~held))
@@ -189,6 +200,8 @@ def _check(p: dict) -> None:
     if p["clutter"] and p["clutter_shape"] == "square" and _overlap(p["clutter_value"], p["value"]):
         raise ParamError(f"clutter_value: {p['clutter_value'][0]}:{p['clutter_value'][1]} overlaps value "
                          f"{p['value'][0]}:{p['value'][1]}: square distractors would look like the target")
+    if p["grid_split"] != "seeded" and p["positions"] != "grid":
+        raise ParamError(f"grid_split: {p['grid_split']} assigns grid positions; it needs positions grid")
     if p["positions"] == "grid":
         n = len(_grid(p))
         if n == 0 and len(_grid(dict(p, margin=0))) == 0:
