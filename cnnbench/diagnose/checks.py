@@ -207,6 +207,11 @@ def input_used_check(out: torch.Tensor, input_grad: float | None, dead_at_init: 
     v = {"output_spread": spread, "output_size": size, "input_gradient": input_grad}
     evidence = (f"at init, outputs over {len(out)} images: largest std across images {fmt(spread)} "
                 f"(largest |output| {fmt(size)}); d(outputs)/d(input) norm {fmt(input_grad) if input_grad is not None else 'none (input unused)'}")
+    constant = spread <= OUTPUT_CONSTANT * max(size, 1e-12)
+    if not input_grad and not constant:  # the values depend on the image, but no gradient flows back
+        return CheckResult("input used", WARN, evidence + "; no gradient flows back to the image",
+                           "a .detach() (or a non-differentiable step) sits between the input and the output: "
+                           "the layers before it never train", v, "detached")
     ignored = not input_grad  # None (no path from the input) or exactly 0
     if ignored and dead_at_init >= DEAD_LAYER_FAIL:
         return CheckResult("input used", FAIL, evidence + "; blocked by ReLUs dead at init",
@@ -215,7 +220,7 @@ def input_used_check(out: torch.Tensor, input_grad: float | None, dead_at_init: 
         return CheckResult("input used", FAIL, evidence + "; the output does not depend on the image",
                            "check that forward uses its input (not a constant, a zeroed tensor or a buffer) "
                            "and that preprocess keeps it", v, "input-ignored")
-    if spread <= OUTPUT_CONSTANT * max(size, 1e-12):
+    if constant:
         deep = saturating >= SATURATING_DEEP
         return CheckResult("input used", WARN, evidence + "; the outputs barely differ between images"
                            + (f" after {saturating} sigmoid/tanh layers" if deep else ""),
@@ -405,7 +410,7 @@ def grad_check(grads: dict[str, float | None], weights: dict[str, float], trace:
 
 
 def weights_check(before: dict[str, torch.Tensor], model: nn.Module, steps: int,
-                  grads: dict | None = None) -> CheckResult:
+                  grads: dict | None = None, optimized: set | None = None) -> CheckResult:
     changes, nonfinite = {}, []  # ||w_end - w_0|| / ||w_0||; the absolute change where w_0 is all zeros
     for n, p in model.named_parameters():
         if n in before:
@@ -435,20 +440,20 @@ def weights_check(before: dict[str, torch.Tensor], model: nn.Module, steps: int,
         return CheckResult("weights update", FAIL, evidence + "; no parameter moved",
                            "the optimizer changes nothing: gradients vanish (see gradient flow) or the "
                            "learning rate is far too small", v, "lr-too-low")
-    if median < WEIGHT_SLOW and not frozen:
+    grads = grads or {}
+    cut = [n for n in frozen if n in grads and grads[n] is None]
+    tiny = [n for n in frozen if grads.get(n) is not None and grads[n] < GRAD_TINY]
+    left_out = [n for n in frozen if optimized is not None and n not in optimized]
+    if cut or tiny or left_out:
+        cause, why = (("detached", "no gradient reaches them (unused, or detached)") if cut else
+                      ("vanishing-gradient", "their gradients are vanishingly small") if tiny else
+                      ("optimizer-subset", "they have gradients, but the optimizer was not given them"))
+        return CheckResult("weights update", WARN, evidence + f"; {len(frozen)} frozen: {', '.join(frozen[:3])}",
+                           f"these parameters do not train: {why}", v, cause)
+    if median < WEIGHT_SLOW or frozen:
         return CheckResult("weights update", WARN, evidence + "; the weights barely move",
                            "the learning rate is far too small for this optimizer: raise it (Adam 1e-3, "
                            "SGD 1e-2 with momentum)", v, "lr-too-low")
-    if frozen:
-        grads = grads or {}
-        cut = [n for n in frozen if n in grads and grads[n] is None]
-        tiny = [n for n in frozen if grads.get(n) is not None and grads[n] < GRAD_TINY]
-        cause, why = (("detached", "no gradient reaches them (unused, or detached)") if cut else
-                      ("vanishing-gradient", "their gradients are vanishingly small") if tiny else
-                      ("optimizer-subset", "they have gradients, so the optimizer does not update them"))
-        return CheckResult("weights update", WARN,
-                           evidence + f"; {len(frozen)} frozen: {', '.join(frozen[:3])}",
-                           f"these parameters do not train: {why}", v, cause)
     return CheckResult("weights update", PASS, evidence, "", v)
 
 
@@ -532,7 +537,13 @@ def loss_trend_check(losses: list[float], constant: float | None = None, loss_na
     w = max(1, min(5, len(losses) // 4))
     first, last = float(np.mean(losses[:w])), float(np.mean(losses[-w:]))
     change = (first - last) / abs(first) if first else 0.0
-    v.update(first=first, last=last, relative_drop=change, spread=float(np.ptp(losses)))
+    q = max(1, len(losses) // 4)
+    second, fourth = float(np.mean(losses[q:2 * q])), float(np.mean(losses[-q:]))
+    late = (second - fourth) / abs(second) if second else 0.0
+    # Still falling in its second half and already below a constant's loss: a slow start.
+    falling = late >= LOSS_SLOW and (constant is None or last < constant)
+    v.update(first=first, last=last, relative_drop=change, spread=float(np.ptp(losses)), late_drop=late,
+             falling=falling)
     evidence = (f"training loss over {len(losses)} steps: {fmt(first)} (first {w}) -> {fmt(last)} "
                 f"(last {w}), min {fmt(min(losses))}")
     slow = median_change is not None and median_change < WEIGHT_SLOW
@@ -552,14 +563,15 @@ def loss_trend_check(losses: list[float], constant: float | None = None, loss_na
                   "bounces), or give it more steps (--steps)")
         return CheckResult("loss trend", WARN, evidence + ("; rising" if rising else "; not falling" if change <= 0
                                                            else f"; fell only {change:.1%}"), advice, v, cause)
-    if constant is not None and last >= LOSS_CONSTANT * constant:
+    if constant is not None and last >= LOSS_CONSTANT * constant and not falling:
         return CheckResult("loss trend", WARN, evidence + "; no better yet",
                            "the loss has not gone below what a constant prediction (the mean, or the class "
                            "frequencies) scores: the model is not using the image yet", v)
     return CheckResult("loss trend", PASS, evidence, "", v)
 
 
-def spread_check(pred: torch.Tensor, y: torch.Tensor, task: str, steps: int, k: int) -> CheckResult:
+def spread_check(pred: torch.Tensor, y: torch.Tensor, task: str, steps: int, k: int,
+                 falling: bool = False) -> CheckResult:
     after = f"after {steps} steps" if steps else "after the fit"
     if task == "classification":
         pred = pred.reshape(-1).cpu()
@@ -585,6 +597,10 @@ def spread_check(pred: torch.Tensor, y: torch.Tensor, task: str, steps: int, k: 
     v = {"std_ratio": ratios, "r2": fit_score(pred, y, task)}
     evidence = (f"{after}: prediction std / target std = {', '.join(f'{r:.3f}' for r in ratios)} "
                 f"on {len(y)} train images; R² {fmt(v['r2'])}")
+    if not min(ratios) >= SPREAD_FAIL and falling:
+        return CheckResult("collapse", WARN, evidence + "; still near the mean, but the loss is falling",
+                           "not collapsed yet: the loss falls, the predictions have yet to spread; more steps "
+                           "(--steps) tell a slow start from a collapse", v)
     if not min(ratios) >= SPREAD_FAIL:  # a NaN ratio is a collapse, not a pass
         return CheckResult("collapse", FAIL, evidence,
                            "the model predicts (nearly) the mean for every image: see the causes above; "

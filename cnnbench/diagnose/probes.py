@@ -252,17 +252,20 @@ def _probe(setup: Setup, recipe: Recipe, all_targets: np.ndarray, steps: int):
         losses = _train_steps(setup, recipe, steps, split, augment=True, on_step=on_step)
         snapshots.append((f"after step {len(losses)}", _relu(_trace(model, x_eval))))
         pred = _predict(recipe, x_eval, task)
-    weights_result = C.weights_check(before, model, len(losses), grads)
+    given = {id(p) for g in seen["optimizer"].param_groups for p in g["params"]}
+    weights_result = C.weights_check(before, model, len(losses), grads,
+                                     {n for n, p in trainable.items() if id(p) in given})
+    trend = C.loss_trend_check(losses, C.constant_loss(recipe, setup.targets, task, setup.info.num_outputs),
+                               C.nonnegative_loss(recipe.loss) or ("cross_entropy" if recipe.loss is None
+                                                                  and task == "classification" else
+                                                                  "mse_loss" if recipe.loss is None else None),
+                               weights_result.values.get("median"))
+    falling = bool(trend.values.get("falling"))
     checks += [C.optimizer_check(model, seen["optimizer"], grads, before),
                C.grad_check(grads, weights, trace, {n for n, p in trainable.items() if p.dim() >= 2}),
                weights_result,
                C.dead_check(snapshots, "" if isinstance(trace, str) else trace.output_site),
-               C.loss_trend_check(losses, C.constant_loss(recipe, setup.targets, task, setup.info.num_outputs),
-                                  C.nonnegative_loss(recipe.loss) or ("cross_entropy" if recipe.loss is None
-                                                                     and task == "classification" else
-                                                                     "mse_loss" if recipe.loss is None else None),
-                                  weights_result.values.get("median")),
-               C.spread_check(pred, y_eval, task, len(losses), setup.info.num_outputs),
+               trend, C.spread_check(pred, y_eval, task, len(losses), setup.info.num_outputs, falling),
                _augmentation_check(setup, recipe, pred, y_eval, x_eval, steps)]
     return checks, "", (trace, pred)
 

@@ -38,6 +38,8 @@ DEAD_GROWN_FAIL, DEAD_GROWN_WARN = 0.3, 0.2  # ...of which this many died during
 LOSS_FLAT = 1e-4  # relative change of the loss over the probe below this: frozen
 LOSS_SLOW = 0.05  # the last steps' loss less than 5 % below the first steps': not falling
 LOSS_CONSTANT = 0.9  # the last steps' loss above 0.9 x the best constant prediction's: no better
+#                      (unless it still falls by LOSS_SLOW over the probe's second half, below the
+#                      constant's loss: a slow start, and then collapse is a WARN, not a FAIL)
 SPREAD_FAIL = 0.1  # prediction std / target std below this: predicts the mean
 
 # Augmentation: the probe repeated without it.

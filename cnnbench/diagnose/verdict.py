@@ -8,12 +8,14 @@ their evidence is:
    input scale, softmax twice, a loss given the wrong kind of input, an output range that
    cannot reach the targets, frozen parameters, parameters left out of the optimizer, weight
    decay, dropout, constant initial weights, dead units at init, detached parameters, target
-   scale, an augmentation that changes labels. Nothing that happens during training causes
-   these, so they explain what goes wrong later (collapse, a failed overfit, dead units...);
+   scale, an augmentation that changes labels; and, when the overfit probe fails, a layer
+   narrower than the outputs or pooling that discards the positions the targets are. Nothing
+   that happens during training causes these, so they explain what goes wrong later
+   (collapse, a failed overfit, dead units...);
 2. training dynamics: a learning rate too high (divergence, units dying during training, a
    rising loss) or too low (weights barely moving);
-3. capacity, named only when the model trains but cannot fit: a bottleneck narrower than the
-   outputs, pooling that discards positions, or too few steps under the protocol.
+3. the protocol's budget (fewer steps than the model needs), or a model that cannot fit for
+   no reason a check sees.
 
 The root cause is the firing cause of the lowest tier, FAILs before WARNs within a tier. A
 WARN of a lower tier goes before a FAIL it explains (targets at the wrong scale explain a
@@ -45,6 +47,11 @@ CAUSES = {
                       "make forward use its input (no constant, zeroed tensor or buffer in its place)"),
     "symmetric-init": (1, "constant initial weights",
                        "keep PyTorch's default initialisation; only the last layer may start at zero"),
+    "bottleneck": (1, "a layer narrower than the outputs",
+                   "widen the narrowest layer to at least the number of outputs"),
+    "position-pooling": (1, "pooling discards the positions the targets are",
+                         "flatten the feature maps instead of pooling them globally, or add coordinate "
+                         "channels (CoordConv)"),
     "dead-at-init": (1, "units dead before any step",
                      "fix the architecture or initialisation (negative biases, a ReLU where it does not "
                      "belong): the learning rate is not the cause"),
@@ -70,11 +77,6 @@ CAUSES = {
                     "lower the learning rate (Adam 1e-3, SGD 1e-2); clip gradients"),
     "lr-too-low": (2, "learning rate too low",
                    "raise the learning rate (Adam 1e-3, SGD 1e-2 with momentum)"),
-    "bottleneck": (1, "a layer narrower than the outputs",
-                   "widen the narrowest layer to at least the number of outputs"),
-    "position-pooling": (1, "pooling discards the positions the targets are",
-                         "flatten the feature maps instead of pooling them globally, or add coordinate "
-                         "channels (CoordConv)"),
     "too-few-steps": (3, "too few steps under the protocol",
                       "more epochs, a smaller batch, or a higher learning rate"),
     "capacity": (3, "the model cannot fit the data, for no reason the checks see",
@@ -92,6 +94,7 @@ EXPLAINS = {
     "vanishing-gradient": {"lr-too-low", "capacity"},
     "symmetric-init": {"vanishing-gradient", "detached", "lr-too-low", "no-gradient", "dead-at-init"},
     "output-range": {"dead-at-init", "lr-too-high", "capacity"},
+    "bottleneck": {"dead-at-init", "lr-too-high"},
 }
 DIRECT = ("too-few-steps", "augmentation")  # their WARN alone is a verdict: a controlled comparison
 SYMPTOMS = ("collapse", "overfit tiny subset", "loss trend")
