@@ -22,3 +22,8 @@ class UnknownNameError(CnnbenchError, KeyError):
 
     def __str__(self):  # KeyError would quote the message
         return str(self.args[0])
+
+
+class CnnbenchWarning(UserWarning):
+    """Something a user should see that does not stop the command (the CLI prints
+    ``Warning: ...`` on stderr), e.g. a malformed leaderboard row that was skipped."""

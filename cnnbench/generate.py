@@ -128,8 +128,12 @@ def _pool_context():
     return multiprocessing.get_context()
 
 
-def iter_split(spec: Spec, split: str, workers: int = 1) -> Iterator[tuple[int, dict]]:
+def iter_split(spec: Spec, split: str, workers: int = 1,
+               blocks: range | None = None) -> Iterator[tuple[int, dict]]:
     """Yield ``(start, arrays)`` for each block of a split, in order.
+
+    ``blocks``: only these block indices (a shard's, see :mod:`cnnbench.shards`); the plan is
+    still the whole split's, so each block's samples are those of the whole file.
 
     With ``workers > 1`` blocks are drawn by a process pool; leaving the generator early
     (an exception, Ctrl-C, SIGTERM unwinding as SystemExit, or ``close()``) terminates the
@@ -138,7 +142,10 @@ def iter_split(spec: Spec, split: str, workers: int = 1) -> Iterator[tuple[int, 
     family = get_family(spec.family)
     n = spec.sizes[split]
     plan = family.plan(spec.params, split, n, plan_rng(spec.seed, split)) if family.plan else None
-    jobs = [(spec.family, spec.params, spec.seed, split, b, lo, hi, plan) for b, lo, hi in _blocks(n)]
+    jobs = [(spec.family, spec.params, spec.seed, split, b, lo, hi, plan) for b, lo, hi in _blocks(n)
+            if blocks is None or b in blocks]
+    if not jobs:
+        return
     if workers <= 1 or len(jobs) == 1:
         for job in jobs:
             yield job[5], _draw_block(*job)
@@ -169,12 +176,7 @@ def write_dataset(spec: Spec, out: str | os.PathLike, *, force: bool = False, wo
     check_output_path(out, force)
     family = get_family(spec.family)
     optimum = family.optimum(spec.params)
-    attrs = {
-        "family": spec.family,
-        "task": family.task,
-        "spec": spec.to_json(),
-        "optimum": json.dumps(optimum.as_dict() if optimum else None),
-    }
+    attrs = root_attrs(spec)
     target_names = family.target_names(spec.params)
     oracle_scores = []
     with DatasetWriter(out, attrs, force=force) as writer:
@@ -196,6 +198,14 @@ def write_dataset(spec: Spec, out: str | os.PathLike, *, force: bool = False, wo
                 oracle_optimum(family.task, np.concatenate(oracle_scores)).as_dict())
         fingerprint = writer.fingerprint()
     return fingerprint
+
+
+def root_attrs(spec: Spec) -> dict:
+    """The root attributes a generated file starts with (the writer adds version and fingerprint)."""
+    family = get_family(spec.family)
+    optimum = family.optimum(spec.params)
+    return {"family": spec.family, "task": family.task, "spec": spec.to_json(),
+            "optimum": json.dumps(optimum.as_dict() if optimum else None)}
 
 
 def oracle_optimum(task: str, per_sample: np.ndarray) -> Optimum:

@@ -98,9 +98,12 @@ class DatasetWriter:
         for name, array in block.items():
             row_bytes = max(1, array[:1].nbytes)
             chunk_rows = int(max(1, min(n, CHUNK_BYTES // row_bytes)))
+            # No rows (a shard without blocks of this split): HDF5 refuses chunks larger than
+            # the data, and there is nothing to compress.
+            storage = {"chunks": (chunk_rows,) + array.shape[1:], **COMPRESSION} if n else {}
             with self._writing():
                 ds = group.create_dataset(name, shape=(n,) + array.shape[1:], dtype=array.dtype,
-                                          chunks=(chunk_rows,) + array.shape[1:], **COMPRESSION)
+                                          **storage)
                 for key, value in attrs.get(name, {}).items():
                     ds.attrs[key] = value
             self._hashes[(split, name)] = hashlib.sha256()
@@ -113,6 +116,11 @@ class DatasetWriter:
             with self._writing():
                 group[name][start:start + len(array)] = array
             self._hashes[(split, name)].update(array.tobytes())
+
+    def add_root_array(self, name: str, array: np.ndarray) -> None:
+        """An array beside the split groups (a shard's oracle scores); not fingerprinted."""
+        with self._writing():
+            self._file.create_dataset(name, data=array)
 
     def fingerprint(self) -> str:
         outer = hashlib.sha256()

@@ -7,6 +7,7 @@ import os
 import numpy as np
 
 from .h5format import SPLITS, Dataset, open_dataset
+from .shards import shard_info
 
 
 def _target_stats(dataset: Dataset, targets: np.ndarray) -> dict:
@@ -30,7 +31,7 @@ def summarize(path: str | os.PathLike) -> dict:
     for split in SPLITS:
         entry = {"n": dataset.split_size(split),
                  "arrays": {name: list(shape) for name, shape in dataset.shapes[split].items()}}
-        if "targets" in dataset.shapes[split]:
+        if "targets" in dataset.shapes[split] and entry["n"]:  # a shard may hold no rows of a split
             entry.update(_target_stats(dataset, dataset.load(split, ["targets"])["targets"]))
         splits[split] = entry
     return {
@@ -46,6 +47,7 @@ def summarize(path: str | os.PathLike) -> dict:
         "optimum": dataset.optimum,
         "spec": dataset.spec,
         "splits": splits,
+        "shard": shard_info(dataset),
     }
 
 
@@ -66,6 +68,11 @@ def format_summary(info: dict) -> str:
         lines.append("  optimum      unknown")
     if info["public"]:
         lines.append("  public copy  test targets withheld")
+    shard = info.get("shard")
+    if shard:
+        rows = ", ".join(f"{s} {a}-{b}" for s, (a, b) in shard["rows"].items() if b > a)
+        lines.append(f"  shard        {shard['index']}/{shard['count']}: rows {rows} of the whole file; "
+                     f"fingerprint is the shard's own; merge all {shard['count']} to use it (cnnbench merge)")
     params = ", ".join(f"{k}={v}" for k, v in info["spec"]["params"].items())
     seed = "withheld (public copy)" if info["spec"].get("seed_withheld") else info["spec"]["seed"]
     lines.append(f"  seed         {seed}")

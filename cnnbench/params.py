@@ -13,6 +13,32 @@ from typing import Any, Callable, Mapping, Sequence
 
 from .errors import ParamError
 
+# Every number a user gives has a finite, documented range: a parameter declared without an
+# upper bound gets these (a count past 2**31 - 1, or a float past a million in the units of
+# an image or a target, is a typo, not a request).
+DEFAULT_INT_HIGH = 2**31 - 1
+DEFAULT_FLOAT_HIGH = 1e6
+DATASET_SEED_HIGH = 2**63 - 1  # secret seeds are drawn below 2**63 (submit.secret_seed_command)
+
+# The run options' ranges, declared once: the CLI's click types and the library functions
+# that take these values use them, and --help shows them. torch segfaults past some thousands
+# of threads; a billion epochs or probe steps only runs until killed.
+MAX_THREADS = 256
+MAX_EPOCHS = 10_000
+MAX_STEPS = 10_000
+MAX_WORKERS = 256
+
+
+def check_run_int(what: str, value, low: int, high: int):
+    """Refuse a run option (threads, epochs, steps...) outside ``low..high``; None passes."""
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise ParamError(f"{what}: {value!r} is not an integer")
+    if not low <= value <= high:
+        raise ParamError(f"{what}: {value} is not in {low}..{high}")
+    return value
+
 
 @dataclass(frozen=True)
 class Param:
@@ -65,15 +91,40 @@ class Param:
             self._check_bounds(number)
         return value
 
+    @property
+    def upper(self) -> float | None:
+        """The largest value allowed: the declared ``high``, else the default for its kind."""
+        if self.kind not in ("int", "float", "range", "int_range"):
+            return None
+        if self.high is not None:
+            return self.high
+        return DEFAULT_INT_HIGH if self.kind in ("int", "int_range") else DEFAULT_FLOAT_HIGH
+
+    def range_text(self) -> str:
+        """The allowed values as --help shows them, e.g. ``0..1000`` or ``> 0..4``."""
+        upper = self.upper
+        if upper is None:
+            return ""
+        low = (f"> {_number(self.above)}" if self.above is not None
+               else _number(self.low) if self.low is not None else "")
+        return f"{low}..{_number(upper)}" if low else f"at most {_number(upper)}"
+
     def _check_bounds(self, number) -> None:
         if isinstance(number, bool) or not isinstance(number, (int, float)):
             return
         if self.low is not None and number < self.low:
             raise ParamError(f"{self.name}: {number} is below the minimum {self.low:g}")
-        if self.high is not None and number > self.high:
-            raise ParamError(f"{self.name}: {number} is above the maximum {self.high:g}")
+        if self.upper is not None and number > self.upper:
+            raise ParamError(f"{self.name}: {number} is above the maximum {self.upper:g}")
         if self.above is not None and number <= self.above:
             raise ParamError(f"{self.name}: {number} must be greater than {self.above:g}")
+
+
+def _number(value: float) -> str:
+    """A bound as --help shows it: whole numbers in full (2147483647, not 2.14748e+09)."""
+    if isinstance(value, int) or (float(value).is_integer() and abs(value) < 1e16):
+        return str(int(value))
+    return f"{value:g}"
 
 
 def _to_number(param: Param, value: Any, number: type):
@@ -120,7 +171,8 @@ def _to_range(param: Param, value: Any, number: type) -> tuple:
 
 # Parameters every dataset has, whatever its family.
 COMMON_PARAMS: tuple[Param, ...] = (
-    Param("seed", "int", 0, "Dataset seed; with the other parameters it fixes every byte.", low=0),
+    Param("seed", "int", 0, "Dataset seed; with the other parameters it fixes every byte.", low=0,
+          high=DATASET_SEED_HIGH),
     Param("n_train", "int", 1000, "Number of training samples.", low=1),
     Param("n_val", "int", 200, "Number of validation samples.", low=1),
     Param("n_test", "int", 200, "Number of test samples.", low=1),

@@ -14,9 +14,18 @@ import json
 import os
 
 from .leaderboard import Board, Entry, Leaderboard
-from .records import COLLAPSE_RULE
+from .records import COLLAPSE_RULE, hidden_chars
 
 FORMATS = ("table", "markdown", "csv", "json")
+
+
+def printable(text) -> str:
+    """``text`` with every control or invisible character written as an escape (``\\x1b``),
+    so a stored name can never drive a terminal (ESC sequences) or hide text (bidi overrides).
+    Names are refused with such characters at recording; older rows may still hold them."""
+    text = str(text)
+    bad = set(hidden_chars(text))
+    return "".join(ascii(c)[1:-1] if c in bad else c for c in text) if bad else text
 
 
 def _num(value: float | None, digits: int = 4) -> str:
@@ -48,8 +57,8 @@ def _share_header(board: Board) -> str:
 
 def header(board: Board) -> str:
     direction = "higher" if board.higher_is_better else "lower"
-    return (f"{board.title} ({board.family}, {board.task}): {board.metric}, {direction} is better; "
-            f"fingerprint {board.fingerprint[:12]}, protocol v{board.protocol_version}")
+    return printable(f"{board.title} ({board.family}, {board.task}): {board.metric}, {direction} is better; "
+                     f"fingerprint {board.fingerprint[:12]}, protocol v{board.protocol_version}")
 
 
 BEYOND_MARK = "!"
@@ -66,7 +75,7 @@ def _cells(board: Board, entry: Entry) -> list[str]:
     spread = "-" if entry.std is None else f"±{_num(entry.std)}"
     span = "-" if entry.min is None or entry.n_seeds < 2 else f"{_num(entry.min)}..{_num(entry.max)}"
     share = entry.solved_share if board.task == "classification" else entry.collapsed_share
-    return [_marker(entry), name, entry.source, _num(entry.score), spread, span,
+    return [_marker(entry), printable(name), printable(entry.source), _num(entry.score), spread, span,
             str(entry.n_seeds) if entry.kind != "optimum" else "-", _share(share),
             _num(entry.gap_to_optimum), "-" if entry.params is None else f"{entry.params:,}"]
 
@@ -114,9 +123,22 @@ def format_table(board: Board) -> str:
     return "\n".join(out)
 
 
+# Markdown's own punctuation, escaped with a backslash so a name cannot become a link,
+# emphasis or a table cell of its own.
+_MARKDOWN_PUNCTUATION = "\\`*_[]|#"
+
+
+def markdown_text(text) -> str:
+    """Text for a Markdown document: HTML escaped (a name holding ``<script>`` or ``<img
+    onerror>`` stays text), Markdown punctuation escaped, control characters written as escapes."""
+    import html
+
+    text = html.escape(printable(text), quote=False)
+    return "".join("\\" + c if c in _MARKDOWN_PUNCTUATION else c for c in text)
+
+
 def format_markdown(board: Board) -> str:
-    def esc(text: str) -> str:
-        return text.replace("|", "\\|")
+    esc = markdown_text
 
     out = [f"### {esc(board.title)}", "", esc(header(board)), "",
            "| " + " | ".join(_columns(board)) + " |",
@@ -132,7 +154,24 @@ def format_markdown(board: Board) -> str:
 
 CSV_FIELDS = ("fingerprint", "protocol_version", "dataset", "family", "task", "metric", "kind", "rank",
               "name", "source", "score", "std", "min", "max", "n_seeds", "solved_share",
-              "collapsed_share", "gap_to_optimum", "beyond_optimum", "params")
+              "collapsed_share", "gap_to_optimum", "beyond_optimum", "params",
+              "torch_threads", "torch_version", "device")
+
+# A spreadsheet reads a cell starting with one of these as a formula (OWASP, CSV injection).
+FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
+
+
+def csv_cell(value):
+    """A CSV cell: numbers as they are; text with control characters escaped and, when it
+    would start a formula, prefixed with ``'`` so a spreadsheet shows it as text."""
+    if value is None:
+        return ""
+    if isinstance(value, (bool, int, float)):
+        return value
+    text = str(value)
+    if text.startswith(FORMULA_START):
+        text = "'" + text
+    return printable(text)
 
 
 def format_csv(boards: list[Board]) -> str:
@@ -141,7 +180,7 @@ def format_csv(boards: list[Board]) -> str:
     writer.writeheader()
     for board in boards:
         for row in board.rows():
-            writer.writerow({k: ("" if row[k] is None else row[k]) for k in CSV_FIELDS})
+            writer.writerow({k: csv_cell(row[k]) for k in CSV_FIELDS})
     return buffer.getvalue()
 
 

@@ -29,10 +29,11 @@ from .atomic import atomic_path
 from .errors import CnnbenchError, FormatError, ParamError, UnknownNameError
 from .h5format import SPLITS, Dataset, check_fingerprint, check_output_path, open_dataset
 from .metrics import score
-from .records import PRIMARY_METRIC, RunRecord
+from .params import MAX_EPOCHS, check_run_int
+from .records import MAX_NAME, MAX_PARAMS, PRIMARY_METRIC, RunRecord, check_name, check_notes  # noqa: F401
+from .shards import refuse_shard
 
 PREDICTION_SUFFIXES = (".npy", ".csv", ".h5", ".hdf5")
-MAX_NAME = 80
 # dtype kinds read as numbers: signed and unsigned integers, floats (bool is not a number here).
 NUMERIC_KINDS = "iuf"
 # A regression prediction further than this many times the training targets' largest magnitude
@@ -138,24 +139,61 @@ def _load_h5(path: Path) -> tuple[np.ndarray, str | None]:
         with h5py.File(path, "r") as f:
             if "format_version" in f.attrs and "train" in f:
                 raise FormatError(f"{path}: is a cnnbench dataset file, not predictions")
-            if "predictions" in f and isinstance(f["predictions"], h5py.Dataset):
-                ds = f["predictions"]
-            else:
-                found = []
-                f.visititems(lambda name, obj: found.append(obj) if isinstance(obj, h5py.Dataset) else None)
-                if len(found) != 1:
-                    raise FormatError(f"{path}: no 'predictions' dataset (and not exactly one dataset "
-                                      f"to take instead: found {len(found)})")
-                ds = found[0]
-            if ds.dtype.kind not in NUMERIC_KINDS:
-                raise SubmissionError(f"{path}: predictions have dtype {ds.dtype}; expected numbers")
+            ds = _plain_dataset(path, f)
             values = ds[()]
             fingerprint = f.attrs.get("fingerprint")
     except OSError:
         raise FormatError(f"{path}: not a readable HDF5 file (truncated or corrupt?)") from None
     if isinstance(fingerprint, bytes):
-        fingerprint = fingerprint.decode()
-    return np.asarray(values), (str(fingerprint) if fingerprint is not None else None)
+        fingerprint = fingerprint.decode(errors="replace")
+    if fingerprint is not None and not isinstance(fingerprint, str):
+        fingerprint = str(np.asarray(fingerprint).tolist())
+    return np.asarray(values), fingerprint
+
+
+def _plain_dataset(path: Path, f: h5py.File) -> h5py.Dataset:
+    """The predictions dataset, refused unless its numbers are stored inside this file.
+
+    h5py follows external links, soft links, virtual datasets and external raw storage on its
+    own: any of them could make the "predictions" the bytes of another file, the host's full
+    dataset among them. Only a hard link to a dataset with its own storage and a plain numeric
+    dtype is read; the links are inspected without being followed.
+    """
+    links = {}
+    f.visititems_links(lambda name, link: links.setdefault(name, link) and None)
+    if "predictions" in links:
+        name = "predictions"
+    else:
+        # Candidates: hard-linked datasets, and every other link (refused below, by name).
+        found = [n for n, link in links.items()
+                 if not isinstance(link, h5py.HardLink) or f.get(n, getclass=True) is h5py.Dataset]
+        if len(found) != 1:
+            raise FormatError(f"{path}: no 'predictions' dataset (and not exactly one dataset "
+                              f"to take instead: found {len(found)})")
+        name = found[0]
+    # Every link on the way, not only the last: a hard link below an external group is outside too.
+    parts = name.split("/")
+    for depth in range(1, len(parts) + 1):
+        link = links.get("/".join(parts[:depth]))
+        if isinstance(link, h5py.ExternalLink):
+            raise SubmissionError(f"{path}: {name!r} is an external link (to {link.filename!r}); "
+                                  f"predictions must be stored in the submitted file itself")
+        if isinstance(link, h5py.SoftLink):
+            raise SubmissionError(f"{path}: {name!r} is a soft link (to {link.path!r}); store the "
+                                  f"predictions as a plain dataset")
+    ds = f[name]
+    if not isinstance(ds, h5py.Dataset):
+        raise FormatError(f"{path}: {name!r} is a group, not a dataset")
+    if ds.is_virtual:
+        raise SubmissionError(f"{path}: {name!r} is a virtual dataset (its data lives in other files); "
+                              f"store the predictions as a plain dataset")
+    if ds.external:
+        raise SubmissionError(f"{path}: {name!r} keeps its data in external files "
+                              f"({ds.external[0][0]!r}...); store the predictions in the file itself")
+    dtype = ds.dtype
+    if dtype.kind not in NUMERIC_KINDS or dtype.fields is not None or h5py.check_vlen_dtype(dtype) is not None:
+        raise SubmissionError(f"{path}: predictions have dtype {dtype}; expected plain numbers")
+    return ds
 
 
 # -- validation -----------------------------------------------------------------------------
@@ -218,7 +256,7 @@ def _class_ids(values: np.ndarray, num_classes: int) -> np.ndarray:
     if values.dtype.kind == "f":
         if not np.equal(np.floor(values), values).all():
             row = int(np.argmax(np.floor(values) != values))
-            raise SubmissionError(f"class id at row {row} is {values[row]!r}, not a whole number "
+            raise SubmissionError(f"class id at row {row} is {values[row].item()!r}, not a whole number "
                                   f"(give ids, or ({n}, {num_classes}) class scores)")
     # Range first, in the array's own dtype: a float like 3e38 has no int64 value to cast to.
     out = (values < 0) | (values >= num_classes)
@@ -229,13 +267,6 @@ def _class_ids(values: np.ndarray, num_classes: int) -> np.ndarray:
     return values.astype(np.int64)
 
 
-def check_name(name: str) -> str:
-    name = name.strip()
-    if not name:
-        raise ParamError("--name must not be empty")
-    if len(name) > MAX_NAME or any(c in name for c in "\r\n\t"):
-        raise ParamError(f"--name must be one line of at most {MAX_NAME} characters")
-    return name
 
 
 # -- scoring --------------------------------------------------------------------------------
@@ -257,6 +288,7 @@ def score_predictions(dataset: Dataset, predictions: Predictions | np.ndarray) -
     The file's arrays must match its fingerprint; the metrics are computed in float64 and
     must be finite (predictions so large that they overflow are refused, not ranked).
     """
+    refuse_shard(dataset)
     if dataset.public:
         raise SubmissionError(f"{dataset.path}: a public copy withholds test targets; submissions are "
                               f"scored against the full file (the leaderboard maintainer's)")
@@ -280,23 +312,24 @@ def score_predictions(dataset: Dataset, predictions: Predictions | np.ndarray) -
 def submission_record(dataset: Dataset, predictions: Predictions, metrics: dict, name: str,
                       notes: str = "", params: int | None = None) -> RunRecord:
     """The leaderboard row of a scored submission (source ``submission``, no seed)."""
-    if params is not None and params < 0:
-        raise ParamError("--params must be at least 0")
+    if params is not None and not 0 <= params <= MAX_PARAMS:
+        raise ParamError(f"--params: {params} is not in 0..{MAX_PARAMS:.0e}")
     return RunRecord(
         name=check_name(name), source="submission", fingerprint=dataset.fingerprint,
         family=dataset.family, task=dataset.task, metrics=metrics, dataset_path=str(dataset.path.resolve()),
         preset=dataset.spec.get("preset"),
         split_sizes={s: dataset.split_size(s) for s in SPLITS}, params=params,
         cnnbench_version=__version__, timestamp=datetime.now(timezone.utc).isoformat(timespec="seconds"),
-        config={"predictions_sha256": predictions.sha256}, notes=notes or "",
+        config={"predictions_sha256": predictions.sha256}, notes=check_notes(notes or ""),
     )
 
 
 def prepare_submission(dataset_path, predictions_path, name: str, notes: str = "",
                        params: int | None = None) -> tuple[Dataset, RunRecord]:
     """Load, validate and score; return the record to add. Touches no database."""
-    name = check_name(name)
+    name, notes = check_name(name), check_notes(notes or "")
     dataset = open_dataset(dataset_path)
+    refuse_shard(dataset)
     predictions = load_predictions(predictions_path)
     metrics = score_predictions(dataset, predictions)
     return dataset, submission_record(dataset, predictions, metrics, name, notes, params)
@@ -347,6 +380,7 @@ def export_public(dataset_path, out, force: bool = False, allow_guessable_seed: 
     Written to a temporary name, then renamed.
     """
     dataset = open_dataset(dataset_path)
+    refuse_shard(dataset)
     if dataset.public:
         raise ParamError(f"{dataset.path}: is already a public copy; export from the full file")
     why = guessable_seed(dataset.spec)
@@ -465,13 +499,14 @@ def evaluate_model(dataset_path, model: str, *, name: str | None = None, seeds=(
     from . import train  # torch only when a model is trained
 
     dataset = open_dataset(dataset_path)
+    refuse_shard(dataset)  # before any user code runs
     if dataset.public or "targets" not in dataset.shapes["test"]:
         raise FormatError(f"{dataset.path}: test targets are withheld (a public file); train and "
                           f"predict on it, then `cnnbench submit` the predictions to whoever holds the full file")
-    if epochs is not None and epochs < 1:
-        raise ParamError(f"--epochs: {epochs} must be at least 1")
+    check_run_int("--epochs", epochs, 1, MAX_EPOCHS)
+    name = check_name(name or default_model_name(model))  # before the user's code runs
+    notes = check_notes(notes or "")
     factory = load_factory(model)
-    name = check_name(name or default_model_name(model))
     arrays = train.load_splits(dataset)
     for seed in seeds:
         try:

@@ -38,11 +38,13 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from . import __version__, metrics
+from . import __version__, distributed, metrics
 from .errors import CnnbenchError, ParamError
 from .families import SPLITS
 from .h5format import Dataset, check_fingerprint, open_dataset
+from .params import MAX_EPOCHS, check_run_int
 from .records import MAX_SEED, PRIMARY_METRIC, RunRecord
+from .shards import refuse_shard
 
 # --------------------------------------------------------------------------------------------
 # What a model factory sees, and what it returns
@@ -257,13 +259,20 @@ def predict(recipe: Recipe, split: Split, scaler: TargetScaler | None, batch_siz
     """Predictions for a whole split, in the targets' own units (class ids, or values)."""
     recipe.model.eval()
     decode = recipe.decode or (_argmax if scaler is None else _identity)
-    parts = [decode(recipe.model(x)).detach().cpu() for x, _ in split.batches(batch_size)]
+    dist = distributed.context()
+    if dist is None:
+        parts = [decode(recipe.model(x)).detach().cpu() for x, _ in split.batches(batch_size)]
+    else:  # each batch predicted by one rank, all of them gathered: the split scored once
+        parts = dist.gather([(k, decode(recipe.model(x)).detach().cpu())
+                             for k, (x, _) in dist.my_batches(split.batches(batch_size))])
     out = torch.cat(parts).numpy()  # one CPU-GPU sync per batch above, none per item
     return out if scaler is None else scaler.inverse(out)
 
 
 def _argmax(outputs):
-    return outputs.argmax(dim=1)
+    # argmax of NaN logits still names a class (a NaN model scored 0.5 on two classes): such
+    # rows get -1, no class, and evaluate() gives the split no accuracy.
+    return torch.where(torch.isfinite(outputs).all(dim=1), outputs.argmax(dim=1), -1)
 
 
 def _identity(outputs):
@@ -272,7 +281,11 @@ def _identity(outputs):
 
 def evaluate(recipe, split, raw_targets, scaler, task, num_classes) -> tuple[dict, np.ndarray]:
     predicted = predict(recipe, split, scaler)
-    return metrics.score(task, predicted, raw_targets, num_classes), predicted
+    scores = metrics.score(task, predicted, raw_targets, num_classes)
+    if task == "classification" and (np.asarray(predicted) < 0).any():
+        # NaN/inf outputs: undefined, so never the selected epoch, and a run refused by the board.
+        scores["accuracy"] = float("nan")
+    return scores, predicted
 
 
 # --------------------------------------------------------------------------------------------
@@ -314,6 +327,7 @@ def parse_seeds(text: str) -> list[int]:
 
 def load_splits(ds: Dataset) -> dict[str, dict[str, np.ndarray]]:
     """Every split's images and targets, each array read once."""
+    refuse_shard(ds)
     if ds.public or "targets" not in ds.shapes["test"]:
         raise CnnbenchError(f"{ds.path}: test targets are withheld (a public file); it can only be "
                             "scored by whoever holds the full file")
@@ -348,13 +362,13 @@ def run(dataset: Dataset | str, factory: Callable, *, name: str, seed: int = 0,
     RunResult, whose ``record`` holds test metrics for the epoch selected on val.
     """
     ds = dataset if isinstance(dataset, Dataset) else open_dataset(dataset)
-    if epochs is not None and epochs < 1:
-        raise ParamError(f"epochs: {epochs} must be at least 1")
+    check_run_int("epochs", epochs, 1, MAX_EPOCHS)
     if not 0 <= seed <= MAX_SEED:
         raise ParamError(f"seed: {seed} must be in 0..{MAX_SEED}")
     arrays = arrays if arrays is not None else load_splits(ds)
     info = DataInfo.from_dataset(ds)
-    dev = resolve_device(device)
+    dist = distributed.context()  # under torchrun (see cnnbench.distributed), else None
+    dev = resolve_device(device) if dist is None else dist.device(resolve_device(device))
     metric_name, higher_is_better = PRIMARY_METRIC[ds.task]
     started = time.perf_counter()
 
@@ -362,6 +376,10 @@ def run(dataset: Dataset | str, factory: Callable, *, name: str, seed: int = 0,
         recipe = build_recipe(factory, info, seed)
         if epochs is not None:
             recipe.epochs = epochs
+        if dist is not None:
+            if recipe.fit is None:
+                dist.check_batch(recipe.batch_size)
+            dist.start(dev)
         recipe.model.to(dev)
 
         # Targets: class ids stay int64; regression targets are scaled with train statistics.
@@ -405,6 +423,7 @@ def run(dataset: Dataset | str, factory: Callable, *, name: str, seed: int = 0,
               "target_scaling": recipe.target_scaling if ds.task == "regression" else None,
               "preprocess": getattr(recipe.preprocess, "__name__", type(recipe.preprocess).__name__),
               "augment": None if recipe.augment is None else getattr(recipe.augment, "__name__", "custom"),
+              **(dist.record_fields(recipe.batch_size if recipe.fit is None else None) if dist else {}),
               **recipe.config}
     record = RunRecord(
         name=name, source=source, fingerprint=ds.fingerprint, family=ds.family, task=ds.task,
@@ -412,7 +431,7 @@ def run(dataset: Dataset | str, factory: Callable, *, name: str, seed: int = 0,
         split_sizes={s: ds.split_size(s) for s in ("train", "val", "test")},
         val_metrics=val_metrics, params=count_parameters(recipe.model), epochs=n_epochs,
         best_epoch=best_epoch, wall_time_s=round(wall, 3), device=str(dev), seed=seed,
-        torch_version=torch.__version__, cnnbench_version=__version__,
+        torch_version=torch.__version__, torch_threads=torch.get_num_threads(), cnnbench_version=__version__,
         timestamp=_dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
         curves=curves, config=config, notes=notes, diagnostics=_diagnostics(ds.task, test_predicted,
                                                                             arrays["test"]["targets"]),
@@ -486,6 +505,8 @@ def _train(recipe, train, evaluate_split, dev, seed, task, metric_name, higher_i
     scheduler = recipe.scheduler(optimizer, total_steps) if recipe.scheduler else None
     loss_fn = loss_function(recipe, task)
     shuffle, augment_gen = training_generators(seed, dev, recipe.augment is not None)
+    dist = distributed.context()
+    forward = model if dist is None else dist.wrap(model, dev)
 
     best_value, best_epoch, best_state, best_val = None, 0, None, {}
     for epoch in range(1, recipe.epochs + 1):
@@ -495,14 +516,19 @@ def _train(recipe, train, evaluate_split, dev, seed, task, metric_name, higher_i
         for x, y in train.batches(recipe.batch_size, order):
             if recipe.augment is not None:
                 x = recipe.augment(x, augment_gen)
-            loss = loss_fn(model(x), y)
+            weight, rows = 1.0, len(x)
+            if dist is not None:  # this rank's share of the global batch (augmented whole)
+                x, y, weight, rows = dist.share(x, y)
+            loss = loss_fn(forward(x), y)
             optimizer.zero_grad(set_to_none=True)
-            loss.backward()
+            (loss if dist is None else loss * weight).backward()
             optimizer.step()
             if scheduler is not None:
                 scheduler.step()
-            total += loss.item() * len(x)  # a CPU-GPU sync per batch; cheap next to the step
-            count += len(x)
+            total += loss.item() * rows  # a CPU-GPU sync per batch; cheap next to the step
+            count += rows
+        if dist is not None:
+            total, count = dist.sum(total, count)
         curves["train_loss"].append(total / count)
 
         val_metrics, _ = evaluate_split("val")
@@ -523,8 +549,11 @@ def _train(recipe, train, evaluate_split, dev, seed, task, metric_name, higher_i
 def _diagnostics(task: str, predicted: np.ndarray, targets: np.ndarray) -> dict:
     """How spread out the predictions are, beside the targets (a collapsed model: ~0)."""
     if task != "regression":
-        counts = np.bincount(np.asarray(predicted, dtype=np.int64).ravel())
-        return {"predicted_class_counts": counts.tolist()}
+        ids = np.asarray(predicted, dtype=np.int64).ravel()
+        out = {"predicted_class_counts": np.bincount(ids[ids >= 0]).tolist()}
+        if (ids < 0).any():  # rows whose outputs held NaN or inf (see _argmax)
+            out["undefined_predictions"] = int((ids < 0).sum())
+        return out
     p = np.asarray(predicted, dtype=np.float64).reshape(len(targets), -1)
     t = np.asarray(targets, dtype=np.float64).reshape(len(targets), -1)
     return {"prediction_std": p.std(axis=0).round(6).tolist(), "target_std": t.std(axis=0).round(6).tolist()}

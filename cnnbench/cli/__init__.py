@@ -8,11 +8,12 @@ from __future__ import annotations
 
 import signal
 import sys
+import warnings
 
 import click
 
 from .. import __version__
-from ..errors import CnnbenchError
+from ..errors import CnnbenchError, CnnbenchWarning
 
 
 # click >= 8.2 raises this (a UsageError) for a group called with no arguments.
@@ -25,8 +26,17 @@ def _exit_on_signal(signum, frame):
     raise SystemExit(128 + signum)
 
 
+def _show_warning(message, category, filename, lineno, file=None, line=None, _default=warnings.showwarning):
+    # The library's warnings are for the user: one "Warning:" line each, no source location.
+    if issubclass(category, CnnbenchWarning):
+        click.echo(f"Warning: {message}", err=True)
+    else:
+        _default(message, category, filename, lineno, file, line)
+
+
 class CnnbenchGroup(click.Group):
     def main(self, *args, **kwargs):
+        warnings.showwarning = _show_warning
         for sig in (signal.SIGTERM, getattr(signal, "SIGHUP", None)):
             if sig is not None and signal.getsignal(sig) == signal.SIG_DFL:
                 signal.signal(sig, _exit_on_signal)
@@ -84,3 +94,5 @@ from . import data  # noqa: E402,F401  (registers the commands)
 from . import bench  # noqa: E402,F401
 from . import board  # noqa: E402,F401
 from . import diagnose  # noqa: E402,F401
+from . import scale  # noqa: E402,F401
+from . import serve  # noqa: E402,F401

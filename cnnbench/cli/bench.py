@@ -10,12 +10,13 @@ from pathlib import Path
 import click
 
 from ..atomic import write_text
+from ..distributed import is_writer
 from ..errors import ParamError
 from ..h5format import check_output_path, open_dataset
 from ..leaderboard import Leaderboard, resolve_db_path
 from ..report import render_fingerprints
 from . import main
-from .options import db_option, threads_option
+from .options import db_option, epochs_option, threads_option
 from .data import progress_bar
 
 
@@ -48,18 +49,12 @@ class EpochBar:
 
 
 def run_options(f):
-    f = click.option("--epochs", type=int, default=None, metavar="N",
-                     help="Override each baseline's default epochs (closed-form fits ignore it).")(f)
+    f = epochs_option("Override each baseline's default epochs (closed-form fits ignore it)")(f)
     f = click.option("--device", default="auto", show_default=True,
                      help="auto (CUDA when present, else CPU), cpu, cuda, cuda:1...")(f)
     f = threads_option(f)
     f = click.option("--quiet", "-q", is_flag=True, help="No progress bars; one line per run.")(f)
     return f
-
-
-def _check_epochs(epochs):
-    if epochs is not None and epochs < 1:
-        raise ParamError(f"--epochs: {epochs} must be at least 1")
 
 
 def _line(record) -> str:
@@ -87,6 +82,8 @@ def _run_many(ds, runs, *, epochs, device, quiet, board, plot_dir=None, on_recor
                              device=device, source=baseline.source, progress=bar, arrays=arrays)
             finally:
                 bar.close()
+            if not is_writer():  # under torchrun: rank 0 records and reports
+                continue
             board.add(result.record, ds)
             records.append(result.record)
             click.echo(_line(result.record))
@@ -132,7 +129,6 @@ def bench(dataset, names, seeds, plot_dir, epochs, device, quiet, db):
     from ..baselines import applicable, get_baseline
     from ..train import parse_seeds
 
-    _check_epochs(epochs)
     seed_list = parse_seeds(seeds)
     ds = open_dataset(dataset)
     if names:
@@ -150,7 +146,7 @@ def bench(dataset, names, seeds, plot_dir, epochs, device, quiet, db):
     with Leaderboard(path) as board:
         _run_many(ds, [(b, seed_list) for b in chosen], epochs=epochs, device=device, quiet=quiet,
                   board=board, plot_dir=plot_dir)
-    if not quiet:
+    if not quiet and is_writer():
         click.echo(f"recorded in {path}")
 
 
@@ -218,7 +214,6 @@ def suite(full, rungs, preset_names, names, data_dir, seeds, dry_run, report, ep
     from ..train import parse_seeds
 
     started = time.perf_counter()
-    _check_epochs(epochs)
     seed_list = parse_seeds(seeds) if seeds else None
     presets = lib.choose_presets(full, rungs.split(",") if rungs else None, list(preset_names) or None)
     steps = lib.plan(presets, full, seed_list, list(names) or None)

@@ -8,13 +8,14 @@ import click
 
 from ..atomic import write_text
 from ..errors import ParamError
+from ..distributed import is_writer
 from ..h5format import check_output_path, open_dataset
 from ..leaderboard import Leaderboard, resolve_db_path
 from ..presets import all_presets, get_preset
-from ..report import FORMATS, render, render_html
+from ..report import FORMATS, printable, render, render_html
 from ..submit import export_public, prepare_submission
 from . import main
-from .options import db_option, threads_option
+from .options import db_option, epochs_option, params_option, threads_option
 
 
 @main.command()
@@ -51,6 +52,8 @@ def leaderboard(dataset, preset, fmt, html_out, force, db):
         ds = open_dataset(dataset)
         optimum, fingerprints = ds.optimum, [ds.fingerprint]
     with Leaderboard(path) as board:  # reads only: a missing database is not created
+        if dataset:
+            board.check_dataset(ds)  # an edited copy is refused, never shown as the board's
         if preset:
             fingerprints = board.fingerprints(preset=preset)
             if not fingerprints and preset not in all_presets():
@@ -81,10 +84,13 @@ def _write_html(out: str, boards) -> None:
 @click.argument("predictions", type=click.Path(dir_okay=False))
 @click.option("--name", required=True, help="Name shown on the leaderboard; resubmitting a name replaces its row.")
 @click.option("--notes", default="", help="Free text stored with the row (method, link...).")
-@click.option("--params", type=int, default=None, metavar="N", help="Your model's trainable parameter count.")
+@params_option
 @click.option("--json", "as_json", is_flag=True, help="Print the metrics and rank as JSON.")
 @db_option
-def submit(dataset, predictions, name, notes, params, as_json, db):
+@click.option("--server", metavar="URL", default=None,
+              help="Upload to a `cnnbench serve` server instead; DATASET is then the board's name.")
+@click.option("--token", default=None, help="Your token for --server [default: $CNNBENCH_TOKEN].")
+def submit(dataset, predictions, name, notes, params, as_json, db, server=None, token=None):
     """Score predictions made elsewhere and record them (source 'submission').
 
     PREDICTIONS holds one row per test sample, in test order: .npy (no pickles), .csv
@@ -95,21 +101,27 @@ def submit(dataset, predictions, name, notes, params, as_json, db):
 
     \b
       cnnbench submit lines-3x3.h5 preds.npy --name my-cnn --params 1234
+      cnnbench submit --server http://host:8000 --token T lines-16 preds.npy --name my-cnn
     """
+    if server:
+        from ..serve.client import print_remote
+
+        return print_remote(server, token, dataset, predictions, name, notes, params, as_json)
     ds, record = prepare_submission(dataset, predictions, name, notes, params)
-    with Leaderboard(resolve_db_path(db)) as board:
+    # The row and its ranking in one transaction: nothing is committed unless both succeed.
+    with Leaderboard(resolve_db_path(db)) as board, board.transaction():
         board.add(record, dataset=ds)
         boards = board.boards([ds.fingerprint], optimum=ds.optimum)
-    current = next(b for b in boards if b.protocol_version == record.protocol_version)
-    rank = current.rank_of(record.name, "submission")
-    ranked = sum(e.rank is not None for e in current.entries)
+        current = next(b for b in boards if b.protocol_version == record.protocol_version)
+        rank = current.rank_of(record.name, "submission")
+        ranked = sum(e.rank is not None for e in current.entries)
     if as_json:
         click.echo(json.dumps({"name": record.name, "fingerprint": ds.fingerprint, "metric": record.metric,
                                "score": record.score, "metrics": record.metrics, "rank": rank,
                                "of": ranked}, indent=2))
         return
     shown = ", ".join(f"{k} {v:.4f}" for k, v in record.metrics.items() if isinstance(v, (int, float)))
-    click.echo(f"{record.name} on {current.title}: {shown}")
+    click.echo(f"{record.name} on {printable(current.title)}: {shown}")
     click.echo(f"rank {rank} of {ranked} by {record.metric} (protocol v{record.protocol_version}, "
                f"fingerprint {ds.fingerprint[:12]})")
 
@@ -147,7 +159,7 @@ def export_public_command(dataset, out, force, allow_guessable_seed):
 @click.option("--name", default=None,
               help="Name on the leaderboard [default: the file's stem or the module, then the factory: "
                    "mynet:make, mypackage.models:make].")
-@click.option("--epochs", type=int, default=None, help="Override the recipe's epochs.")
+@epochs_option("Override the recipe's epochs")
 @click.option("--seeds", default="0", show_default=True, metavar="LIST",
               help="Training seeds: 0-9, 0,3,5 or one number; each is a run, shown as one row.")
 @click.option("--device", default="auto", show_default=True, help="auto (CUDA when present), cpu, cuda...")
@@ -176,22 +188,24 @@ def evaluate(dataset, model, name, epochs, seeds, device, notes, quiet, db):
     path = resolve_db_path(db)
 
     def progress(seed, epoch, total, metric, value):
-        if not quiet:
+        if not quiet and is_writer():
             click.echo(f"seed {seed} epoch {epoch}/{total}: val {metric} {value:.4f}", err=True)
 
     records, ds = [], None
     for ds, record in evaluate_model(dataset, model, name=name, seeds=seed_list, epochs=epochs,
                                      device=device, notes=notes, progress=progress):
         records.append(record)
-        if not quiet:
+        if not quiet and is_writer():
             click.echo(f"{record.name} seed {record.seed}: test {record.metric} {record.score:.4f} "
                        f"({record.params:,} parameters, {record.wall_time_s:.1f} s)")
-    with Leaderboard(path) as board:
+    if not is_writer():  # under torchrun: rank 0 records and reports
+        return
+    with Leaderboard(path) as board, board.transaction():  # committed only once ranked
         ids = set(board.add_many(records, dataset=ds))
         boards = board.boards([ds.fingerprint], optimum=ds.optimum)
-    current = next(b for b in boards if b.protocol_version == records[0].protocol_version)
-    entry = next(e for e in current.entries if ids & set(e.run_ids))
-    ranked = sum(e.rank is not None for e in current.entries)
+        current = next(b for b in boards if b.protocol_version == records[0].protocol_version)
+        entry = next(e for e in current.entries if ids & set(e.run_ids))
+        ranked = sum(e.rank is not None for e in current.entries)
     spread = f" ± {entry.std:.4f} over {entry.n_seeds} seeds" if entry.std is not None else ""
-    click.echo(f"{entry.name} on {current.title}: {current.metric} {entry.score:.4f}{spread}; "
+    click.echo(f"{printable(entry.name)} on {printable(current.title)}: {current.metric} {entry.score:.4f}{spread}; "
                f"rank {entry.rank} of {ranked} (recorded in {path})")

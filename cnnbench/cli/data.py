@@ -15,7 +15,7 @@ from ..families import FAMILIES
 from ..generate import Spec, build_spec, total_samples, write_dataset
 from ..h5format import check_output_path
 from ..inspect import format_summary, summarize
-from ..params import COMMON_PARAMS, Param
+from ..params import COMMON_PARAMS, MAX_WORKERS, Param
 from ..presets import all_presets, get_preset
 from ..show import render_grid
 from . import main
@@ -33,7 +33,8 @@ def param_option(param: Param):
     A boolean works as a flag: ``--color`` alone means true, ``--color false`` still works,
     and ``--no-color`` means false.
     """
-    help = f"{param.help} [default: {_show_default(param.default)}]"
+    limits = f"; {param.range_text()}" if param.range_text() else ""
+    help = f"{param.help} [default: {_show_default(param.default)}{limits}]"
     if param.kind != "bool":
         return click.option(param.option, param.name, default=None, metavar=param.metavar(), help=help)
 
@@ -58,14 +59,18 @@ def _negated_flags(params, given: dict) -> dict:
 
 def output_options(f):
     f = click.option("--force", is_flag=True, help="Overwrite an existing output file.")(f)
-    f = click.option("--workers", type=click.IntRange(min=1), default=1, show_default=True,
+    f = click.option("--workers", type=click.IntRange(1, MAX_WORKERS), default=1, show_default=True,
                      help="Processes drawing blocks in parallel; the bytes do not depend on it.")(f)
     f = click.option("--quiet", "-q", is_flag=True, help="No progress bar or summary line.")(f)
+    f = click.option("--shard", default=None, metavar="I/N",
+                     help="Write only shard I of N (I from 0), e.g. one task of a job array; "
+                          "`cnnbench merge` joins the N shards into the whole file (docs/scale.md).")(f)
     return f
 
 
-def _with_group_options(ctx, force: bool, workers: int, quiet: bool) -> tuple[bool, int, bool]:
-    """Honour --force, --workers and --quiet given before the family name too.
+def _with_group_options(ctx, force: bool, workers: int, quiet: bool,
+                        shard: str | None) -> tuple[bool, int, bool, str | None]:
+    """Honour --force, --workers, --quiet and --shard given before the family name too.
 
     ``cnnbench generate --force lines --out x.h5`` parses them as the group's; the family's
     own (after its name) win where both are given.
@@ -73,7 +78,7 @@ def _with_group_options(ctx, force: bool, workers: int, quiet: bool) -> tuple[bo
     group = ctx.parent.params
     if ctx.get_parameter_source("workers") == ParameterSource.DEFAULT:
         workers = group["workers"]
-    return force or group["force"], workers, quiet or group["quiet"]
+    return force or group["force"], workers, quiet or group["quiet"], shard or group["shard"]
 
 
 @contextmanager
@@ -86,7 +91,11 @@ def progress_bar(total: int, label: str, quiet: bool):
         yield bar.update
 
 
-def _write(spec: Spec, out: str, force: bool, workers: int, quiet: bool) -> None:
+def _write(spec: Spec, out: str, force: bool, workers: int, quiet: bool, shard: str | None = None) -> None:
+    if shard is not None:
+        from .scale import write_one_shard
+
+        return write_one_shard(spec, out, shard, force, workers, quiet)
     label = f"{spec.preset or spec.family} -> {out}"
     with progress_bar(total_samples(spec), label, quiet) as update:
         fingerprint = write_dataset(spec, out, force=force, workers=workers, progress=update)
@@ -115,7 +124,7 @@ class FamilyGroup(click.Group):
                    "leaderboard's secret seed, see `cnnbench export-public --help`).")
 @output_options
 @click.pass_context
-def generate(ctx, presets, out, out_dir, preset_seed, force, workers, quiet):
+def generate(ctx, presets, out, out_dir, preset_seed, force, workers, quiet, shard):
     """Generate a dataset file (HDF5, see docs/format.md).
 
     Either a family with its options, or a canonical preset by name:
@@ -126,6 +135,7 @@ def generate(ctx, presets, out, out_dir, preset_seed, force, workers, quiet):
       cnnbench generate --preset lines-3x3 --out lines-3x3.h5
       cnnbench generate --preset all --out-dir data/
       cnnbench generate --preset boxes-64 --seed 8190247 --out hosted.h5
+      cnnbench generate --preset boxes-64 --shard 0/4 --out boxes-64.0.h5
 
     The same parameters and seed always give the same bytes.
     """
@@ -144,21 +154,26 @@ def generate(ctx, presets, out, out_dir, preset_seed, force, workers, quiet):
         raise click.UsageError("--out takes one preset; use --out-dir for several")
     if out_dir:
         os.makedirs(out_dir, exist_ok=True)
-    specs = [(p.spec(preset_seed), out or f"{out_dir.rstrip('/')}/{p.name}.h5") for p in chosen]
+    stem = ""
+    if shard and out_dir:
+        from ..shards import parse_shard
+
+        stem = ".shard-{}-of-{}".format(*parse_shard(shard))
+    specs = [(p.spec(preset_seed), out or f"{out_dir.rstrip('/')}/{p.name}{stem}.h5") for p in chosen]
     for _, path in specs:  # every output checked before any is written
         check_output_path(path, force)
     for spec, path in specs:
-        _write(spec, path, force, workers, quiet)
+        _write(spec, path, force, workers, quiet, shard)
 
 
 def _family_command(family):
     options = list(COMMON_PARAMS) + list(family.params)
 
     @click.pass_context
-    def command(ctx, out, force, workers, quiet, **given):
+    def command(ctx, out, force, workers, quiet, shard, **given):
         given = _negated_flags(options, given)
         spec = build_spec(family.name, {k: v for k, v in given.items() if v is not None})
-        _write(spec, out, *_with_group_options(ctx, force, workers, quiet))
+        _write(spec, out, *_with_group_options(ctx, force, workers, quiet, shard))
 
     command = click.option("--out", required=True, type=click.Path(dir_okay=False),
                            help="Output HDF5 file (written to a temporary name, then renamed).")(command)

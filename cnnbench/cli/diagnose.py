@@ -7,6 +7,7 @@ import click
 from ..errors import ParamError
 from ..h5format import open_dataset
 from ..leaderboard import resolve_db_path
+from ..params import MAX_STEPS
 from ..records import MAX_SEED
 from . import main
 from .options import db_option, threads_option
@@ -18,7 +19,7 @@ from .options import db_option, threads_option
               help="Your model factory, as for evaluate: factory(info) -> torch.nn.Module or Recipe.")
 @click.option("--baseline", "-b", "baseline", default=None, metavar="NAME",
               help="A registered baseline instead (e.g. seed000-repro); see cnnbench baselines.")
-@click.option("--steps", type=click.IntRange(min=1), default=50, show_default=True, metavar="N",
+@click.option("--steps", type=click.IntRange(1, MAX_STEPS), default=50, show_default=True, metavar="N",
               help="Optimizer steps of the training probe; the overfit probe runs up to 6 x N.")
 @click.option("--seed", type=click.IntRange(0, MAX_SEED), default=0, show_default=True, metavar="S",
               help="Training seed (initialisation, batch order), as evaluate --seeds.")
