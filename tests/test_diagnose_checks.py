@@ -284,6 +284,8 @@ def test_verdict_ranks_configuration_before_dynamics_and_symptoms():
 def test_verdict_a_warn_that_explains_a_fail_goes_first():
     checks = [c("target scale", WARN, "target-scale"), c("dead ReLUs", FAIL, "lr-too-high"), c("collapse", FAIL)]
     assert [x.key for x in rank_causes(checks)] == ["target-scale", "lr-too-high"]
+    same_tier = [c("input scale", WARN, "input-scale"), c("dead ReLUs", FAIL, "dead-at-init"), c("collapse", FAIL)]
+    assert rank_causes(same_tier)[0].key == "input-scale"  # inputs scaled twice leave units dead at init
     unrelated = [c("dropout", WARN, "dropout"), c("dead ReLUs", FAIL, "lr-too-high")]
     assert rank_causes(unrelated)[0].key == "lr-too-high"  # dropout does not explain dying units
 
@@ -296,3 +298,10 @@ def test_verdict_empty_when_nothing_fails_and_no_symptom():
 
 def test_trace_failure_is_not_fatal():
     assert isinstance(Trace(), Trace)
+
+
+def test_a_rising_loss_with_weights_that_barely_move_is_not_a_high_learning_rate():
+    from cnnbench.diagnose.checks import loss_trend_check
+    noisy = [1.0, 0.9, 1.1, 1.0, 0.95] * 4 + [1.2] * 5
+    assert loss_trend_check(noisy, 1.0, "mse_loss", median_change=1e-6).cause == "lr-too-low"
+    assert loss_trend_check(noisy, 1.0, "mse_loss", median_change=0.05).cause == "lr-too-high"

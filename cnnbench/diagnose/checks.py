@@ -554,7 +554,7 @@ def loss_trend_check(losses: list[float], constant: float | None = None, loss_na
     if constant is not None:
         evidence += f"; the best constant prediction scores {fmt(constant)}"
     if change < LOSS_SLOW:
-        rising = change < -LOSS_SLOW
+        rising = change < -LOSS_SLOW and not slow  # weights that barely move: batch noise, not steps
         cause = "lr-too-high" if rising else ("lr-too-low" if slow else "")
         advice = ("the loss rises: the steps are too large, lower the learning rate" if rising else
                   f"the weights barely move (median change {fmt(median_change)}): raise the learning rate"

@@ -152,6 +152,7 @@ def diagnose(dataset: Dataset | str, factory: Callable, *, name: str = "model", 
         else:
             overfit = _overfit_check(setup, overfit_steps, min(overfit_samples, len(images)), overfit_time_s)
         checks.append(overfit)
+        _slow_start(checks, overfit)
         trace, pred = trained
         checks.append(C.capacity_check(setup, trace, pred, setup.targets[:len(pred)] if pred is not None
                                        else setup.targets, overfit,
@@ -168,6 +169,22 @@ def diagnose(dataset: Dataset | str, factory: Callable, *, name: str = "model", 
                      preset=ds.spec.get("preset"), model=name, seed=seed, steps=steps, params=params,
                      probe_samples=len(images), wall_time_s=round(time.perf_counter() - started, 3),
                      checks=checks, causes=rank_causes(checks))
+
+
+def _slow_start(checks: list[CheckResult], overfit: CheckResult) -> None:
+    """A collapse the rest of the evidence contradicts becomes a WARN: the same model memorises
+    the tiny subset and no check names a cause, so after N steps its predictions have not
+    spread *yet* (SGD's slow first steps); more steps tell a slow start from a collapse."""
+    at = next((i for i, c in enumerate(checks) if c.name == "collapse"), None)
+    if at is None or checks[at].status != FAIL or overfit.status != PASS or checks[at].cause:
+        return
+    if any(c.cause and c.status in (FAIL, WARN) for c in checks):
+        return
+    c = checks[at]
+    checks[at] = CheckResult(c.name, WARN, c.evidence + "; yet the same model memorises "
+                             f"{overfit.values.get('samples')} images and no check names a cause",
+                             "probably a slow start, not a collapse: run with more steps (--steps 200) to tell",
+                             c.values, "")
 
 
 _DYNAMIC = ("optimizer", "gradient flow", "weights update", "dead ReLUs", "loss trend", "collapse", "augmentation")

@@ -18,8 +18,8 @@ their evidence is:
    no reason a check sees.
 
 The root cause is the firing cause of the lowest tier, FAILs before WARNs within a tier. A
-WARN of a lower tier goes before a FAIL it explains (targets at the wrong scale explain a
-learning rate that looks too high). Symptoms (collapse, the overfit probe, a loss no better
+WARN of the same or a lower tier goes before a FAIL it explains (targets at the wrong scale
+explain a learning rate that looks too high; inputs scaled twice explain units dead at init). Symptoms (collapse, the overfit probe, a loss no better
 than a constant) name no cause: they are what the causes explain. Nothing is ranked when no
 check FAILs and the model shows no symptom (the WARNs are then things to look at).
 """
@@ -128,29 +128,36 @@ def rank_causes(checks: list[CheckResult]) -> list[Cause]:
     ranked = sorted(found, key=lambda k: (found[k]["strength"] != FAIL, CAUSES[k][0], order.index(k)))
     if ranked:
         top = ranked[0]
-        explainers = [k for k in ranked if found[k]["strength"] == WARN and CAUSES[k][0] < CAUSES[top][0]
+        explainers = [k for k in ranked if found[k]["strength"] == WARN and CAUSES[k][0] <= CAUSES[top][0]
                       and top in EXPLAINS.get(k, ())]
         if explainers:
             ranked.remove(explainers[0])
             ranked.insert(0, explainers[0])
+    root = ranked[0] if ranked else None
+
+    def explained(key):
+        return key in EXPLAINS.get(root, ()) or CAUSES[root][0] < CAUSES[key][0]
+
+    # (explained: a cause the root one is known to produce, or one of a later tier)
+
     causes = []
     for i, key in enumerate(ranked):
         tier, title, advice = CAUSES[key]
         entry = found[key]
         names = [c.name for c in entry["checks"]]
         if i == 0:
-            followers = [n for n in symptoms] + [c for k in ranked[1:] for c in
-                                                 (x.name for x in found[k]["checks"])]
+            followers = symptoms + [x.name for k in ranked[1:] if explained(k) for x in found[k]["checks"]]
             why = f"most likely root cause: {_WHY[tier]}"
             if followers:
                 why += f"; {', '.join(dict.fromkeys(followers))} follow from it"
         else:
-            why = ("explained by the root cause" if key in EXPLAINS.get(ranked[0], ()) or
-                   CAUSES[ranked[0]][0] < tier else "also wrong, less likely the root cause")
+            why = "explained by the root cause" if explained(key) else "also wrong, independent of the root cause"
         causes.append(Cause(key, title, entry["strength"], names, why, advice))
     if not causes:
-        causes.append(Cause("unexplained", "the model does not learn, for no reason a check names",
-                            FAIL if any(c.status == FAIL for c in checks) else WARN, symptoms,
+        failed = any(c.status == FAIL for c in checks)
+        causes.append(Cause("unexplained", "the model does not learn, for no reason a check names" if failed else
+                            "the model has not learnt yet, for no reason a check names",
+                            FAIL if failed else WARN, symptoms,
                             "only symptoms fired: " + ", ".join(symptoms),
                             "try the recipe on an easier preset, more steps (--steps), or a linear baseline "
                             "(ridge) to separate the data from the model"))
