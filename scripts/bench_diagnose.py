@@ -54,8 +54,9 @@ def contradictions(d) -> list[str]:
     if top == "lr-too-high" and not nan and median is not None and median < WEIGHT_SLOW:
         out.append("verdict lr-too-high while the weights barely moved")
     trend = values.get("loss trend", {})
-    if top == "lr-too-low" and (nan or (trend.get("relative_drop") or 0) < -0.05):
-        out.append("verdict lr-too-low while the loss rises or diverges")
+    moved = median is not None and median >= WEIGHT_SLOW  # else a "rising" loss is batch noise
+    if top == "lr-too-low" and (nan or (moved and (trend.get("relative_drop") or 0) < -0.05)):
+        out.append("verdict lr-too-low while the weights move and the loss rises, or it diverges")
     return out
 
 

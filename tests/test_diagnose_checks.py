@@ -305,3 +305,22 @@ def test_a_rising_loss_with_weights_that_barely_move_is_not_a_high_learning_rate
     noisy = [1.0, 0.9, 1.1, 1.0, 0.95] * 4 + [1.2] * 5
     assert loss_trend_check(noisy, 1.0, "mse_loss", median_change=1e-6).cause == "lr-too-low"
     assert loss_trend_check(noisy, 1.0, "mse_loss", median_change=0.05).cause == "lr-too-high"
+
+
+def test_symptom_checks_soften_when_the_rest_of_the_evidence_says_it_learns():
+    from cnnbench.diagnose.probes import _learning_anyway, _slow_start
+
+    dying = [c("dead ReLUs", FAIL, "lr-too-high"), c("loss trend", PASS), c("collapse", PASS)]
+    _learning_anyway(dying)
+    assert dying[0].status == WARN and dying[0].cause == "lr-too-high"  # units lost, training not stopped
+    collapsed = [c("dead ReLUs", FAIL, "lr-too-high"), c("loss trend", WARN), c("collapse", FAIL)]
+    _learning_anyway(collapsed)
+    assert collapsed[0].status == FAIL  # seed 001: they die and the model predicts the mean
+
+    fits = CheckResult("overfit tiny subset", PASS, "", values={"samples": 32})
+    slow = [c("loss trend", WARN), c("collapse", FAIL)]
+    _slow_start(slow, fits)
+    assert slow[1].status == WARN and "more steps" in slow[1].advice
+    named = [c("target scale", WARN, "target-scale"), c("collapse", FAIL)]
+    _slow_start(named, fits)
+    assert named[1].status == FAIL  # a check names a cause: the collapse stands

@@ -153,6 +153,7 @@ def diagnose(dataset: Dataset | str, factory: Callable, *, name: str = "model", 
             overfit = _overfit_check(setup, overfit_steps, min(overfit_samples, len(images)), overfit_time_s)
         checks.append(overfit)
         _slow_start(checks, overfit)
+        _learning_anyway(checks)
         trace, pred = trained
         checks.append(C.capacity_check(setup, trace, pred, setup.targets[:len(pred)] if pred is not None
                                        else setup.targets, overfit,
@@ -185,6 +186,20 @@ def _slow_start(checks: list[CheckResult], overfit: CheckResult) -> None:
                              f"{overfit.values.get('samples')} images and no check names a cause",
                              "probably a slow start, not a collapse: run with more steps (--steps 200) to tell",
                              c.values, "")
+
+
+def _learning_anyway(checks: list[CheckResult]) -> None:
+    """Units that died during the probe are a WARN, not a FAIL, when the model learns anyway
+    (the loss trend and collapse pass): capacity is being lost, training is not stopped."""
+    by_name = {c.name: i for i, c in enumerate(checks)}
+    dead = checks[by_name["dead ReLUs"]] if "dead ReLUs" in by_name else None
+    if dead is None or dead.status != FAIL or dead.cause != "lr-too-high":
+        return
+    if all(checks[by_name[n]].status == PASS for n in ("loss trend", "collapse") if n in by_name):
+        checks[by_name["dead ReLUs"]] = CheckResult(
+            dead.name, WARN, dead.evidence + "; the model learns with the units left",
+            "many units died during the probe, though the loss falls and the predictions spread: a lower "
+            "learning rate (or LeakyReLU/BatchNorm) keeps them", dead.values, dead.cause)
 
 
 _DYNAMIC = ("optimizer", "gradient flow", "weights update", "dead ReLUs", "loss trend", "collapse", "augmentation")
