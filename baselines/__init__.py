@@ -9,7 +9,10 @@ registered here once with what it applies to. The files, by the seed advice they
 - ``seed001_coordinate_cnn.py``: seed 001's CNN reproduced (Adam 0.01, unscaled pixel targets)
   and its corrected recipe.
 - ``mlp.py``: one hidden layer (seed 001's answer).
-- ``coordconv.py``: CoordConv (Liu et al. 2018) and the same CNN without coordinates.
+- ``coordconv.py``: a CoordConv-style net of cnnbench's own (not the paper's) and a plain CNN.
+- ``coordconv_regressor.py``, ``coordconv_conv_uniform.py``, ``coordconv_conv_quadrant.py``:
+  Liu et al. 2018's CoordConv regressor and its two conv counterparts, exactly as their code
+  builds and trains them (shared parts in ``coordconv_liu2018.py``).
 - ``seed002_vgg.py``: seed 002's VGG-like regressor reproduced, and trained as the answers advise.
 - ``resnet.py``: a small ResNet (seed 002's advice).
 - ``p4_equivariant_cnn.py``: p4 group convolutions, rotation-invariant (seed 002's advice).
@@ -78,11 +81,12 @@ class Baseline:
 
 
 def _collect() -> dict[str, Baseline]:
-    from . import (classify_then_regress, coordconv, mlp, p4_equivariant_cnn, reference, resnet,
-                   ridge_mean_colour, seed000_two_filter_cnn, seed001_coordinate_cnn, seed002_vgg)
+    from . import (classify_then_regress, coordconv, coordconv_conv_quadrant, coordconv_conv_uniform,
+                   coordconv_regressor, mlp, p4_equivariant_cnn, reference, resnet, ridge_mean_colour,
+                   seed000_two_filter_cnn, seed001_coordinate_cnn, seed002_vgg)
 
     modules = (reference, seed000_two_filter_cnn, mlp, seed001_coordinate_cnn, coordconv,
-               ridge_mean_colour, seed002_vgg, resnet, p4_equivariant_cnn, classify_then_regress)
+               coordconv_regressor, coordconv_conv_uniform, coordconv_conv_quadrant, ridge_mean_colour, seed002_vgg, resnet, p4_equivariant_cnn, classify_then_regress)
     found: dict[str, Baseline] = {}
     for module in modules:
         for baseline in module.BASELINES:

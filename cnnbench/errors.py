@@ -27,3 +27,7 @@ class UnknownNameError(CnnbenchError, KeyError):
 class CnnbenchWarning(UserWarning):
     """Something a user should see that does not stop the command (the CLI prints
     ``Warning: ...`` on stderr), e.g. a malformed leaderboard row that was skipped."""
+
+
+class DataIndexError(CnnbenchError, IndexError):
+    """A sample index outside a split (an IndexError too, so iteration protocols still stop)."""

@@ -21,6 +21,7 @@ from typing import Callable, Iterator
 
 import numpy as np
 
+from .atomic import signals_allowed
 from .families import SPLITS, Optimum, get_family
 from .h5format import DatasetWriter, check_output_path
 from .params import COMMON_PARAMS, resolve
@@ -148,17 +149,38 @@ def iter_split(spec: Spec, split: str, workers: int = 1,
         return
     if workers <= 1 or len(jobs) == 1:
         for job in jobs:
-            yield job[5], _draw_block(*job)
+            # Drawing runs no h5py code: a signal held by the writer may stop it at once.
+            with signals_allowed():
+                arrays = _draw_block(*job)
+            yield job[5], arrays
         return
     # Pool.__exit__ calls terminate(): the workers are killed, not waited for.
     with _pool_context().Pool(workers, initializer=_worker_init, initargs=(os.getpid(),)) as pool:
         # Keep a bounded number of blocks in flight so memory stays flat on big splits.
         pending = deque(pool.apply_async(_draw_block, job) for job in jobs[: 2 * workers])
         for i, job in enumerate(jobs):
-            result = pending.popleft().get()
+            result = _wait(pending.popleft())
             if i + 2 * workers < len(jobs):
                 pending.append(pool.apply_async(_draw_block, jobs[i + 2 * workers]))
             yield job[5], result
+
+
+def _wait(result):
+    """A worker's block; a signal (held by the writer) stops the wait at once."""
+    with signals_allowed():
+        return result.get()
+
+
+def first_samples(spec: Spec, split: str, k: int) -> dict[str, np.ndarray]:
+    """The first ``k`` samples of a split's first block, drawn as a block of ``k`` samples.
+
+    Cheap (k samples, not a block of 1024), but not the file's bytes: a block's random draws
+    depend on its length. For comparing what two seeds give, not for checking a file.
+    """
+    family = get_family(spec.family)
+    n = spec.sizes[split]
+    plan = family.plan(spec.params, split, n, plan_rng(spec.seed, split)) if family.plan else None
+    return _draw_block(spec.family, spec.params, spec.seed, split, 0, 0, min(k, n), plan)
 
 
 def generate_arrays(spec: Spec, split: str) -> dict[str, np.ndarray]:

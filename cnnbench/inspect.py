@@ -12,12 +12,11 @@ from .shards import shard_info
 
 def _target_stats(dataset: Dataset, targets: np.ndarray) -> dict:
     if dataset.task == "classification":
+        # open_dataset has checked every id is within 0..num_classes-1.
         counts = np.bincount(targets, minlength=dataset.num_classes)
-        # Every class counted, named where the file's ``names`` attribute says how.
-        names = dataset.target_names + [f"class {k}" for k in range(len(dataset.target_names), len(counts))]
-        return {"class_counts": {name: int(c) for name, c in zip(names, counts)}}
+        return {"class_counts": {name: int(c) for name, c in zip(dataset.target_names, counts)}}
     stats = {}
-    for k, name in enumerate(dataset.target_names or [f"t{k}" for k in range(targets.shape[1])]):
+    for k, name in enumerate(dataset.target_names):
         column = targets[:, k].astype(np.float64)
         stats[name] = {"mean": float(column.mean()), "std": float(column.std()),
                        "min": float(column.min()), "max": float(column.max())}
@@ -73,8 +72,9 @@ def format_summary(info: dict) -> str:
         rows = ", ".join(f"{s} {a}-{b}" for s, (a, b) in shard["rows"].items() if b > a)
         lines.append(f"  shard        {shard['index']}/{shard['count']}: rows {rows} of the whole file; "
                      f"fingerprint is the shard's own; merge all {shard['count']} to use it (cnnbench merge)")
-    params = ", ".join(f"{k}={v}" for k, v in info["spec"]["params"].items())
-    seed = "withheld (public copy)" if info["spec"].get("seed_withheld") else info["spec"]["seed"]
+    # A file written by other code (a family cnnbench does not generate) may lack these.
+    params = ", ".join(f"{k}={v}" for k, v in info["spec"].get("params", {}).items()) or "-"
+    seed = "withheld (public copy)" if info["spec"].get("seed_withheld") else info["spec"].get("seed", "-")
     lines.append(f"  seed         {seed}")
     lines.append(f"  params       {params}")
     for split, entry in info["splits"].items():

@@ -9,7 +9,8 @@ from dataclasses import asdict, dataclass, field
 
 # Bump whenever a change to the training protocol or the metrics could change scores;
 # the leaderboard ranks together only rows with the same protocol version.
-PROTOCOL_VERSION = 1
+# 2: dataset format 2, whose fingerprint also covers family, task, spec, optimum and target names.
+PROTOCOL_VERSION = 2
 
 # The metric each task is ranked by, and whether higher is better.
 PRIMARY_METRIC = {"classification": ("accuracy", True), "regression": ("rmse", False)}
@@ -186,3 +187,26 @@ def record_problem(record: RunRecord) -> str | None:
     if not math.isfinite(value):
         return f"a non-finite {record.metric} ({value})"
     return None
+
+
+# Config entries that describe one run, not the recipe: they do not split a row.
+RUN_ONLY_CONFIG = ("seed", "predictions_sha256")
+
+
+def config_key(record: RunRecord) -> str:
+    """What makes two runs the same recipe: the config without per-run entries, as canonical JSON."""
+    config = {k: v for k, v in (record.config or {}).items() if k not in RUN_ONLY_CONFIG}
+    if record.epochs is not None:  # `--epochs 5` and `--epochs 50` are different recipes
+        config.setdefault("epochs", record.epochs)
+    return json.dumps(config, sort_keys=True, default=str)
+
+
+def finite_json(value):
+    """JSON cannot carry NaN/inf; the record keeps them as None (an undefined metric)."""
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    if isinstance(value, dict):
+        return {k: finite_json(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [finite_json(v) for v in value]
+    return value

@@ -13,7 +13,8 @@ import io
 import json
 import os
 
-from .leaderboard import Board, Entry, Leaderboard
+from .leaderboard import Leaderboard
+from .ranking import Board, Entry
 from .records import COLLAPSE_RULE, hidden_chars
 
 FORMATS = ("table", "markdown", "csv", "json")

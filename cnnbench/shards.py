@@ -38,8 +38,8 @@ from .errors import FormatError, ParamError
 from .families import SPLITS, get_family
 from .generate import (BLOCK_SIZE, Spec, _draw_block, iter_split, oracle_optimum, plan_rng, root_attrs,
                        spec_from_dict)
-from .h5format import (FORMAT_VERSION, Dataset, DatasetWriter, check_output_path, fingerprint_line,
-                       open_dataset)
+from .h5format import (FORMAT_VERSION, Dataset, DatasetWriter, check_output_path, fingerprint_from,
+                       fingerprint_line, identity, open_dataset)
 
 SHARD_ATTR = "shard"
 ORACLE_ARRAY = "shard_oracle"
@@ -264,14 +264,15 @@ class _Fingerprint:
         self.meta[key] = (dtype, trailing, rows + len(array))
         self.hashes[key].update(np.ascontiguousarray(array).tobytes())
 
-    def hexdigest(self) -> str:
-        outer = hashlib.sha256()
+    def hexdigest(self, ident: dict) -> str:
+        """The fingerprint of these arrays under ``ident`` (:func:`cnnbench.h5format.identity`)."""
+        lines = []
         for split in SPLITS:
             for name in sorted(n for s, n in self.hashes if s == split):
                 dtype, trailing, rows = self.meta[(split, name)]
-                outer.update(fingerprint_line(split, name, dtype, (rows,) + trailing,
+                lines.append(fingerprint_line(split, name, dtype, (rows,) + trailing,
                                               self.hashes[(split, name)].hexdigest()))
-        return outer.hexdigest()
+        return fingerprint_from(ident, lines)
 
 
 def _read_blocks(shards: list[_Shard], files: list[h5py.File]) -> Iterator[tuple[str, int, dict]]:
@@ -298,7 +299,7 @@ def _read_blocks(shards: list[_Shard], files: list[h5py.File]) -> Iterator[tuple
                     digest.update(split, name, arrays[name])
                 yield split, first + lo, arrays
     for shard, digest in zip(shards, hashes):
-        if digest.hexdigest() != shard.ds.fingerprint:
+        if digest.hexdigest(shard.ds.identity) != shard.ds.fingerprint:
             raise FormatError(f"{shard.ds.path}: its arrays do not match its recorded fingerprint "
                               f"{shard.ds.fingerprint[:12]} (modified or corrupt; generate shard "
                               f"{shard.plan['index']}/{shard.plan['count']} again)")
@@ -365,7 +366,9 @@ def _write_virtual(shards, files, out: Path, attrs: dict, array_attrs: dict, pro
             f.attrs["format_version"] = FORMAT_VERSION
             for key, value in attrs.items():
                 f.attrs[key] = value
-            f.attrs["fingerprint"] = whole.hexdigest()
+            fingerprint = whole.hexdigest(identity(attrs["family"], attrs["task"], json.loads(attrs["spec"]),
+                                                   json.loads(attrs["optimum"]), shards[0].ds.target_names))
+            f.attrs["fingerprint"] = fingerprint
             f.attrs["cnnbench_version"] = __version__
             for split in SPLITS:
                 group = f.create_group(split)
@@ -384,4 +387,4 @@ def _write_virtual(shards, files, out: Path, attrs: dict, array_attrs: dict, pro
                     ds = group.create_virtual_dataset(name, layout)
                     for key, value in array_attrs.get(name, {}).items():
                         ds.attrs[key] = value
-    return whole.hexdigest()
+    return fingerprint

@@ -17,24 +17,27 @@ PAD = 4  # pixels between cells
 
 
 def _label(dataset, target) -> str:
-    """The text under a sample: class id and name, or each target to one decimal."""
+    """The text under a sample: class id and name, or each target to one decimal.
+
+    open_dataset has checked that class ids are within the names and that a regression has
+    one name per target column.
+    """
     if dataset.task == "classification":
         k = int(target)
-        # A file may lack the ``names`` attribute (or list too few): the id alone then.
-        return f"{k} {dataset.target_names[k]}" if 0 <= k < len(dataset.target_names) else f"class {k}"
-    names = dataset.target_names or [f"t{k}" for k in range(len(target))]
-    return " ".join(f"{n}={v:.1f}" for n, v in zip(names, target))
+        return f"{k} {dataset.target_names[k]}"
+    return " ".join(f"{n}={v:.1f}" for n, v in zip(dataset.target_names, target))
 
 
 def render_grid(path: str | os.PathLike, out: str | os.PathLike, split: str = "train",
-                n: int = 16, columns: int | None = None) -> int:
+                n: int = 16, columns: int | None = None, force: bool = False) -> int:
     """Write the first ``n`` samples of ``split`` as a PNG grid; return the number drawn.
 
     Images are upscaled with nearest-neighbour so a 3x3 image stays a crisp 3x3 grid, and a
     64x64 one is drawn at 2x. Regression targets named ``x`` and ``y`` (pixel coordinates)
     are marked with a cross whose middle is left open, so a small square stays visible.
+    An existing ``out`` is refused unless ``force``.
     """
-    check_output_path(out, force=True)
+    check_output_path(out, force)
     dataset = open_dataset(path)
     n = min(n, dataset.split_size(split))
     with_targets = "targets" in dataset.shapes[split]

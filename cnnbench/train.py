@@ -4,7 +4,10 @@ Read top to bottom, :func:`run` does this:
 
 1. Read each split from HDF5 once, into memory, as a uint8 tensor (N x H x W x C). Batches
    are gathered from it and converted to float on the device by the recipe's ``preprocess``;
-   there are no per-item reads and no DataLoader worker pool.
+   there are no per-item reads and no DataLoader worker pool. A dataset whose arrays exceed
+   the memory budget (``memory_budget``, default 4 GiB) is streamed instead: batches come
+   from whole HDF5 chunks through a bounded shuffle buffer (:mod:`cnnbench.streaming`), and
+   val and test are scored chunk by chunk; only the targets (a few bytes a sample) are held.
 2. For regression, standardise the targets with the train split's mean and std (unless the
    recipe says ``target_scaling="none"``); every prediction is mapped back to the targets'
    own units before it is scored.
@@ -43,6 +46,8 @@ from .errors import CnnbenchError, ParamError
 from .families import SPLITS
 from .h5format import Dataset, check_fingerprint, open_dataset
 from .params import MAX_EPOCHS, check_run_int
+from .streaming import (DEFAULT_MEMORY_BUDGET, ChunkReader, buffer_rows, check_fingerprint_streamed,
+                        fits_in_memory, parse_bytes)
 from .records import MAX_SEED, PRIMARY_METRIC, RunRecord
 from .shards import refuse_shard
 
@@ -200,6 +205,50 @@ class Split:
                 idx = order[start:start + batch_size].to(self.images.device)
             yield self.preprocess(self.images[idx]), self.targets[idx]
 
+    def epoch_batches(self, batch_size: int, shuffle: torch.Generator, seed: int, epoch: int) -> Iterator[tuple]:
+        """One training epoch: a permutation of the whole split drawn from ``shuffle``."""
+        return self.batches(batch_size, torch.randperm(len(self.images), generator=shuffle))
+
+
+class StreamSplit:
+    """One split streamed from its file: the same batches interface as :class:`Split`.
+
+    Only the (scaled) targets are in memory, on the device; images are read one whole HDF5
+    chunk at a time. A training epoch's order comes from (seed, epoch) through a shuffle
+    buffer of ``buffer_size`` samples (see :mod:`cnnbench.streaming`).
+    """
+
+    def __init__(self, name: str, reader: ChunkReader, targets: torch.Tensor, preprocess: Callable,
+                 device: torch.device, buffer_size: int):
+        self.name, self.reader, self.targets, self.preprocess = name, reader, targets, preprocess
+        self.device, self.buffer_size = device, buffer_size
+
+    def __len__(self) -> int:
+        return self.reader.n
+
+    def _tensors(self, stream) -> Iterator[tuple]:
+        for batch in stream:
+            index = torch.from_numpy(batch["index"]).to(self.device)
+            yield self.preprocess(torch.from_numpy(batch["images"]).to(self.device)), self.targets[index]
+
+    def batches(self, batch_size: int, order: torch.Tensor | None = None) -> Iterator[tuple]:
+        """Yield ``(x, y)`` in file order (an explicit ``order`` would mean per-item reads)."""
+        if order is not None:
+            raise CnnbenchError("a streamed split is read in file order or in its own shuffled order")
+        return self._tensors(self.reader.batches(batch_size, shuffle=False))
+
+    def epoch_batches(self, batch_size: int, shuffle: torch.Generator, seed: int, epoch: int) -> Iterator[tuple]:
+        return self._tensors(self.reader.batches(batch_size, seed=seed, epoch=epoch, shuffle=True,
+                                                 buffer_size=self.buffer_size))
+
+
+@dataclass
+class Streamed:
+    """What :func:`prepare_data` returns for a dataset over the budget: the targets, whole."""
+
+    targets: dict  # split -> targets array
+    memory_budget: int
+
 
 TARGET_SCALINGS = ("standard", "centre", "none")
 
@@ -325,8 +374,7 @@ def parse_seeds(text: str) -> list[int]:
     return list(dict.fromkeys(seeds))  # "0,0" or "0-3,2" run each seed once
 
 
-def load_splits(ds: Dataset) -> dict[str, dict[str, np.ndarray]]:
-    """Every split's images and targets, each array read once."""
+def _check_trainable(ds: Dataset) -> None:
     refuse_shard(ds)
     if ds.public or "targets" not in ds.shapes["test"]:
         raise CnnbenchError(f"{ds.path}: test targets are withheld (a public file); it can only be "
@@ -336,14 +384,37 @@ def load_splits(ds: Dataset) -> dict[str, dict[str, np.ndarray]]:
             raise CnnbenchError(f"{ds.path}: split {split!r} has no targets")
         if ds.split_size(split) == 0:
             raise CnnbenchError(f"{ds.path}: split {split!r} is empty")
+
+
+def load_splits(ds: Dataset) -> dict[str, dict[str, np.ndarray]]:
+    """Every split's images and targets, each array read once."""
+    _check_trainable(ds)
     arrays = {s: ds.load(s) for s in SPLITS}
     check_fingerprint(ds, arrays)  # in memory already: hashing them costs far less than a run
     return arrays
 
 
+def prepare_data(ds: Dataset, memory_budget=DEFAULT_MEMORY_BUDGET) -> dict | Streamed:
+    """The data :func:`run` takes as ``arrays``, checked once for several runs.
+
+    Every split in memory (:func:`load_splits`) when the file's arrays fit ``memory_budget``
+    (bytes, or text such as "256MB"); otherwise a :class:`Streamed` marker holding only the
+    targets, after a chunk-by-chunk fingerprint check, and each run streams the images.
+    """
+    budget = parse_bytes(memory_budget)
+    if fits_in_memory(ds, budget):
+        return load_splits(ds)
+    _check_trainable(ds)
+    for split in SPLITS:  # a budget too small to stream is refused before the long hash
+        buffer_rows(ChunkReader(ds, split, ["images"]), budget)
+    check_fingerprint_streamed(ds)
+    return Streamed({s: ds.load(s, ["targets"])["targets"] for s in SPLITS}, budget)
+
+
 def run(dataset: Dataset | str, factory: Callable, *, name: str, seed: int = 0,
         epochs: int | None = None, device: str = "auto", source: str = "baseline",
-        progress: Callable | None = None, arrays: dict | None = None, notes: str = "") -> RunResult:
+        progress: Callable | None = None, arrays: dict | Streamed | None = None, notes: str = "",
+        memory_budget=DEFAULT_MEMORY_BUDGET) -> RunResult:
     """Train ``factory``'s recipe on ``dataset`` under the protocol and score it on test.
 
     Parameters
@@ -355,7 +426,10 @@ def run(dataset: Dataset | str, factory: Callable, *, name: str, seed: int = 0,
     epochs : int or None, overrides the recipe's epochs (ignored by closed-form fits)
     device : "auto", "cpu", "cuda", ...
     progress : callable(epoch, epochs, metric_name, val_value) or None, called after each epoch
-    arrays : the result of :func:`load_splits`, to share one read between several runs
+    arrays : the result of :func:`load_splits` or :func:`prepare_data`, to share one read
+        (and one fingerprint check) between several runs
+    memory_budget : bytes or text ("4GiB"): a dataset whose arrays are larger is streamed
+        from its file (see :func:`prepare_data`); ignored when ``arrays`` is given
 
     Returns
     -------
@@ -365,7 +439,9 @@ def run(dataset: Dataset | str, factory: Callable, *, name: str, seed: int = 0,
     check_run_int("epochs", epochs, 1, MAX_EPOCHS)
     if not 0 <= seed <= MAX_SEED:
         raise ParamError(f"seed: {seed} must be in 0..{MAX_SEED}")
-    arrays = arrays if arrays is not None else load_splits(ds)
+    data = arrays if arrays is not None else prepare_data(ds, memory_budget)
+    streamed = isinstance(data, Streamed)
+    raw_targets = data.targets if streamed else {s: data[s]["targets"] for s in data}
     info = DataInfo.from_dataset(ds)
     dist = distributed.context()  # under torchrun (see cnnbench.distributed), else None
     dev = resolve_device(device) if dist is None else dist.device(resolve_device(device))
@@ -385,19 +461,23 @@ def run(dataset: Dataset | str, factory: Callable, *, name: str, seed: int = 0,
         # Targets: class ids stay int64; regression targets are scaled with train statistics.
         scaler = None
         prepared = {}
-        for split, data in arrays.items():
-            targets = data["targets"]
+        for split, targets in raw_targets.items():
             if ds.task == "regression":
                 if scaler is None:
-                    scaler = TargetScaler.fit(arrays["train"]["targets"], recipe.target_scaling)
+                    scaler = TargetScaler.fit(raw_targets["train"], recipe.target_scaling)
                 y = torch.from_numpy(scaler.forward(targets))
             else:
                 y = torch.from_numpy(np.asarray(targets, dtype=np.int64))
-            prepared[split] = Split(split, torch.from_numpy(data["images"]).to(dev), y.to(dev),
-                                    recipe.preprocess)
+            if streamed:
+                reader = ChunkReader(ds, split, ["images"])
+                prepared[split] = StreamSplit(split, reader, y.to(dev), recipe.preprocess, dev,
+                                              buffer_rows(reader, data.memory_budget))
+            else:
+                prepared[split] = Split(split, torch.from_numpy(data[split]["images"]).to(dev), y.to(dev),
+                                        recipe.preprocess)
         train, val = prepared["train"], prepared["val"]
         _check_outputs(recipe, train, info)
-        evaluate_split = lambda s: evaluate(recipe, prepared[s], arrays[s]["targets"], scaler,
+        evaluate_split = lambda s: evaluate(recipe, prepared[s], raw_targets[s], scaler,
                                             ds.task, ds.num_classes)
 
         curves = {"train_loss": [], f"val_{metric_name}": []}
@@ -424,19 +504,20 @@ def run(dataset: Dataset | str, factory: Callable, *, name: str, seed: int = 0,
               "preprocess": getattr(recipe.preprocess, "__name__", type(recipe.preprocess).__name__),
               "augment": None if recipe.augment is None else getattr(recipe.augment, "__name__", "custom"),
               **(dist.record_fields(recipe.batch_size if recipe.fit is None else None) if dist else {}),
-              **recipe.config}
+              **({"loader": "streamed"} if streamed else {}), **recipe.config}
     record = RunRecord(
         name=name, source=source, fingerprint=ds.fingerprint, family=ds.family, task=ds.task,
-        metrics=test_metrics, dataset_path=str(ds.path.resolve()), preset=ds.spec.get("preset"),
+        metrics=test_metrics, dataset_path=str(ds.path.resolve()) if ds.path else "",
+        preset=ds.spec.get("preset"),
         split_sizes={s: ds.split_size(s) for s in ("train", "val", "test")},
         val_metrics=val_metrics, params=count_parameters(recipe.model), epochs=n_epochs,
         best_epoch=best_epoch, wall_time_s=round(wall, 3), device=str(dev), seed=seed,
         torch_version=torch.__version__, torch_threads=torch.get_num_threads(), cnnbench_version=__version__,
         timestamp=_dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
         curves=curves, config=config, notes=notes, diagnostics=_diagnostics(ds.task, test_predicted,
-                                                                            arrays["test"]["targets"]),
+                                                                            raw_targets["test"]),
     )
-    return RunResult(record, test_predicted, np.asarray(arrays["test"]["targets"]), recipe)
+    return RunResult(record, test_predicted, np.asarray(raw_targets["test"]), recipe)
 
 
 @torch.no_grad()
@@ -512,8 +593,7 @@ def _train(recipe, train, evaluate_split, dev, seed, task, metric_name, higher_i
     for epoch in range(1, recipe.epochs + 1):
         model.train()
         total, count = 0.0, 0
-        order = torch.randperm(len(train), generator=shuffle)
-        for x, y in train.batches(recipe.batch_size, order):
+        for x, y in train.epoch_batches(recipe.batch_size, shuffle, seed, epoch):
             if recipe.augment is not None:
                 x = recipe.augment(x, augment_gen)
             weight, rows = 1.0, len(x)

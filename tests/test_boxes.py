@@ -95,22 +95,6 @@ def test_quadrant_split_holds_out_one_quadrant(subpixel):
     assert (low_x & low_y).any() and (low_x & ~low_y).any() and (~low_x & low_y).any()
 
 
-def test_notsoclevr_grid_covers_every_position_exactly_once():
-    for name, n_test in [("notsoclevr-uniform", 627), ("notsoclevr-quadrant", 28 * 28)]:
-        spec = get_preset(name).spec()
-        assert sum(spec.sizes.values()) == 56 * 56 and spec.sizes["test"] == n_test
-        centres = {s: generate_arrays(spec, s)["targets"] for s in ("train", "val", "test")}
-        together = np.concatenate(list(centres.values())).astype(int)
-        assert len(np.unique(together, axis=0)) == 56 * 56
-        assert together.min() == 4 and together.max() == 59
-        test = centres["test"]
-        held = (test[:, 0] >= 32) & (test[:, 1] >= 32)
-        assert held.all() if name.endswith("quadrant") else not held.all()
-        # One-hot input: a single lit pixel at the centre.
-        img = generate_arrays(spec, "val")["images"][:50, ..., 0]
-        assert (img.reshape(50, -1) > 0).sum(axis=1).tolist() == [1] * 50
-
-
 def test_grid_partition_does_not_depend_on_the_seed():
     params = {"size": 12, "positions": "grid", "box_size": 3}
     a = generate_arrays(build_spec("boxes", {"seed": 1, **params}), "test")["targets"]
@@ -198,7 +182,7 @@ def test_presets_are_valid_and_ranked():
     spec = get_preset("boxes-64").spec()
     assert spec.sizes == {"train": 10000, "val": 2000, "test": 2000}
     assert spec.params["size"] == 64 and spec.params["channels"] == 3
-    for name in ("boxes-64-quadrant", "notsoclevr-uniform-9", "notsoclevr-quadrant-9"):
+    for name in ("boxes-64-quadrant", "notsoclevr-squares-uniform", "notsoclevr-squares-quadrant"):
         get_preset(name).spec()
 
 
@@ -270,3 +254,52 @@ def test_noisy_file_records_the_oracle_as_an_estimated_optimum(tmp_path):
     optimum = json.loads(h5py.File(out, "r").attrs["optimum"])
     assert optimum["metric"] == "rmse" and optimum["exact"] is False
     assert 0.005 < optimum["value"] < 0.2
+
+
+@pytest.mark.parametrize("given", [
+    {"size": 40, "box_size": (1.0, 9.0)},
+    {"size": 40, "box_size": (3.0, 12.0), "color": True, "background": (0, 60), "value": (100, 255),
+     "clutter": 3, "clutter_size": (2.0, 10.0), "clutter_value": (61, 99), "occlusion": (0.0, 0.6)},
+    {"size": 30, "channels": 1, "box_size": (2.0, 8.0), "clutter": 4, "clutter_shape": "square",
+     "clutter_value": (30, 90), "noise": 6.0},
+    {"size": 24, "box_size": (2.0, 9.0), "subpixel": False, "clutter": 2, "occlusion": (0.2, 0.5)},
+    {"size": 16, "box_size": (10.0, 16.0), "clutter": 1},  # windows as large as the image
+])
+def test_windowed_rendering_is_the_whole_image_rendering(given):
+    """Only windows around the shapes are painted: every pixel a shape reaches must be in one,
+    with the same bytes as painting every shape over the whole image (edges of the image
+    included: shapes are drawn up against them)."""
+    from cnnbench.families import boxes as B
+
+    p = build_spec("boxes", {"n_train": 400, **given}).params
+    rng = np.random.default_rng(1)
+    out = B._draw(p, "train", 0, 400, rng, None)
+    # The factors as _draw drew them, in float64, from the same generator.
+    rng = np.random.default_rng(1)
+    n, size = 400, p["size"]
+    side = B._sides(p, rng, p["box_size"], n)
+    centres = B._random_centres(p, "train", side, rng)
+    f = {"boxes": np.concatenate([centres - side[:, None] / 2, centres + side[:, None] / 2], axis=1),
+         "color": B._colours(p, rng, p["value"], n), "background": B._colours(p, rng, p["background"], n)}
+    assert np.array_equal(f["boxes"].astype(np.float32), out["boxes"])
+    if p["clutter"]:
+        k = p["clutter"]
+        c_size = B._sides(p, rng, p["clutter_size"], n * k).reshape(n, k)
+        f["clutter_centre"] = c_size[..., None] / 2 - 0.5 + rng.random((n, k, 2)) * (size - c_size[..., None])
+        f["clutter_size"], f["clutter_color"] = c_size, B._colours(p, rng, p["clutter_value"], n, k)
+    if p["occlusion"][1] > 0:
+        width = rng.uniform(*p["occlusion"], n) * side
+        offset = rng.random(n) * (side - width)
+        vertical = rng.random(n) < 0.5
+        b = f["boxes"]
+        along0 = np.where(vertical, b[:, 0], b[:, 1]) + offset
+        f["bar"] = np.where(vertical[:, None], np.stack([along0, b[:, 1], along0 + width, b[:, 3]], axis=1),
+                            np.stack([b[:, 0], along0, b[:, 2], along0 + width], axis=1))
+    whole = B._scene(p, f, size)  # every shape over the whole image
+    if p["noise"] > 0:
+        whole = whole + p["noise"] * rng.standard_normal((n, size, size, p["channels"]), dtype=np.float32)
+    expected = np.clip(np.rint(whole), 0, 255).astype(np.uint8)
+    expected = np.broadcast_to(expected, out["images"].shape)
+    assert np.array_equal(out["images"], expected)
+    # Not a vacuous check: some shapes reach the top row, up against the window clamp.
+    assert (out["images"][:, 0] != f["background"][:, None, :]).any()

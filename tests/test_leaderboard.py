@@ -11,7 +11,8 @@ import pytest
 from click.testing import CliRunner
 
 from cnnbench.cli import main
-from cnnbench.leaderboard import SCHEMA_VERSION, Leaderboard, LeaderboardError, rank, resolve_db_path
+from cnnbench.leaderboard import SCHEMA_VERSION, Leaderboard, LeaderboardError, resolve_db_path
+from cnnbench.ranking import rank
 from cnnbench.records import COLLAPSE_R2, PROTOCOL_VERSION, RunRecord
 from cnnbench.report import render, render_fingerprints
 

@@ -77,7 +77,8 @@ def test_mean_well_colour_is_monotone_in_concentration():
 
 
 def test_reference_spot_keeps_the_well_to_reference_ratio_under_any_illuminant():
-    p = params(render_size=100, spot=True, bench_jitter=0.3, texture=0.0, asymmetric=False, rotate=False)
+    p = params(render_size=100, output_size=100, spot=True, bench_jitter=0.3, texture=0.0, asymmetric=False,
+               rotate=False)
     f = factors(p, n=3, angle=0.0, hflip=False, vflip=False, offset=0.0, concentration=200.0)
     f["illuminant"] = np.array([[1.0, 1.0, 1.0], [0.5, 0.8, 0.3], [0.9, 0.4, 0.7]])
     scene = P.render_scene(f, p)  # (3, 3, 100, 100), linear light
@@ -91,7 +92,7 @@ def test_reference_spot_keeps_the_well_to_reference_ratio_under_any_illuminant()
 def test_second_dye_shifts_the_hue_towards_green():
     p = params(texture=0.0, asymmetric=False, rotate=False, dye2=300.0)
     f = factors(p, n=2, concentration=200.0, dye2=[0.0, 200.0])
-    scene = P.render_scene(f, p)[:, :, 24, 24]
+    scene = P.render_scene(f, p)[:, :, 8, 8]  # the well's centre at 16 px
     change = scene[1] / scene[0]  # per channel: the dye absorbs red most, blue least
     assert change[0] < change[1] < change[2] < 1
 
@@ -183,3 +184,15 @@ def test_cli_writes_a_small_file(tmp_path):
                                        "--n-val", "2", "--n-test", "2", "--render-size", "32",
                                        "--output-size", "16", "-q"])
     assert result.exit_code == 0, result.output and out.exists()
+
+
+def test_the_image_is_the_area_average_of_a_fine_rendering():
+    """Rendered directly at 64 px, the scene matches a 256-px rendering averaged over 4x4
+    blocks (what the family rendered before, at 250 px, and area-averaged): anti-aliased edges,
+    pixel-filtered texture and glints, so mostly under one level of 255."""
+    given = {**CLEAN, "translate": 0.05, "bubbles": 4, "glare": 1.0, "spot": True, "render_size": 256}
+    fine, coarse = params(**{**given, "output_size": 256}), params(**{**given, "output_size": 64})
+    f = factors(fine, n=6, seed=3)
+    averaged = P.render_scene(f, fine).reshape(6, 3, 64, 4, 64, 4).mean(axis=(3, 5))
+    error = np.abs(P.render_scene(f, coarse) - averaged) * 255
+    assert error.mean() < 0.3 and np.percentile(error, 99) < 4, (error.mean(), np.percentile(error, 99))

@@ -16,12 +16,14 @@ from ..h5format import check_output_path, open_dataset
 from ..leaderboard import Leaderboard, resolve_db_path
 from ..report import render_fingerprints
 from . import main
-from .options import db_option, epochs_option, threads_option
+from .options import db_option, epochs_option, memory_budget_option, threads_option
 from .data import progress_bar
+from .progress import ProgressLines
 
 
 class EpochBar:
-    """A click progress bar per run (epochs, current val metric), on a terminal only.
+    """Progress of one run (epochs, current val metric): a click progress bar on a terminal,
+    else a progress line every 10 s of a long run (cnnbench.cli.progress); nothing if quiet.
 
     The library calls it after each epoch; the bar is opened on the first call, when the
     number of epochs is known.
@@ -30,8 +32,10 @@ class EpochBar:
     def __init__(self, label: str, quiet: bool):
         self.label, self.enabled, self.bar, self.done = label, not quiet and sys.stderr.isatty(), None, 0
         self.text = ""
+        self.lines = ProgressLines(label, "epochs", enabled=not quiet and not self.enabled).__enter__()
 
     def __call__(self, epoch: int, epochs: int, metric: str, value: float) -> None:
+        self.lines.update(epoch, epochs, f"val {metric} {value:.4g}")
         if not self.enabled:
             return
         if self.bar is None:
@@ -43,6 +47,7 @@ class EpochBar:
         self.done = epoch
 
     def close(self) -> None:
+        self.lines.__exit__(None, None, None)
         if self.bar is not None:
             self.bar.__exit__(None, None, None)
             self.bar = None
@@ -53,6 +58,7 @@ def run_options(f):
     f = click.option("--device", default="auto", show_default=True,
                      help="auto (CUDA when present, else CPU), cpu, cuda, cuda:1...")(f)
     f = threads_option(f)
+    f = memory_budget_option(f)
     f = click.option("--quiet", "-q", is_flag=True, help="No progress bars; one line per run.")(f)
     return f
 
@@ -67,16 +73,17 @@ def _line(record) -> str:
             f"{record.epochs}, {record.params} params, {record.wall_time_s:.1f} s, {record.device})")
 
 
-def _run_many(ds, runs, *, epochs, device, quiet, board, plot_dir=None, on_record=None):
+def _run_many(ds, runs, *, epochs, device, quiet, board, plot_dir=None, on_record=None,
+              memory_budget):
     """Train and record each (baseline, seeds); the split arrays are read once for all."""
-    from ..train import load_splits, run  # torch only for the commands that train
-    arrays = load_splits(ds)
+    from ..train import prepare_data, run  # torch only for the commands that train
+    arrays = prepare_data(ds, memory_budget)  # in memory, or streamed when over the budget
     records = []
     for baseline, seeds in runs:
         if baseline.source == "reference":
             seeds = seeds[:1]  # closed-form fits do not depend on the training seed
         for seed in seeds:
-            bar = EpochBar(f"{baseline.name} seed {seed}", quiet)
+            bar = EpochBar(f"{Path(ds.path).stem}: {baseline.name} seed {seed}", quiet)
             try:
                 result = run(ds, baseline.make, name=baseline.name, seed=seed, epochs=epochs,
                              device=device, source=baseline.source, progress=bar, arrays=arrays)
@@ -94,16 +101,21 @@ def _run_many(ds, runs, *, epochs, device, quiet, board, plot_dir=None, on_recor
     return records
 
 
+def _plot_paths(ds, folder: Path, name: str, seed: int) -> list[Path]:
+    """The PNGs --plot writes for one run: learning curves, and for regression the scatter."""
+    stem = f"{Path(ds.path).stem}_{name}_seed{seed}"
+    return [folder / f"{stem}_curves.png"] + ([folder / f"{stem}_scatter.png"] if ds.task == "regression" else [])
+
+
 def _plots(result, ds, folder: Path) -> None:
     from ..plots import learning_curves, scatter
 
     folder.mkdir(parents=True, exist_ok=True)
     r = result.record
-    stem = f"{Path(ds.path).stem}_{r.name}_seed{r.seed}"
-    learning_curves(r, folder / f"{stem}_curves.png")
+    paths = _plot_paths(ds, folder, r.name, r.seed)
+    learning_curves(r, paths[0])
     if r.task == "regression":
-        scatter(result.test_predicted, result.test_targets, folder / f"{stem}_scatter.png",
-                f"{r.name} seed {r.seed}", ds.target_names)
+        scatter(result.test_predicted, result.test_targets, paths[1], f"{r.name} seed {r.seed}", ds.target_names)
 
 
 @main.command()
@@ -114,9 +126,10 @@ def _plots(result, ds, folder: Path) -> None:
               help="Training seed(s): 3, 0-9 or 0,4,7; one recorded run per seed.")
 @click.option("--plot", "plot_dir", type=click.Path(file_okay=False), default=None, metavar="DIR",
               help="Write learning curves (and, for regression, predicted-vs-true) PNGs here.")
+@click.option("--force", is_flag=True, help="Overwrite existing --plot files.")
 @run_options
 @db_option
-def bench(dataset, names, seeds, plot_dir, epochs, device, quiet, db):
+def bench(dataset, names, seeds, plot_dir, force, epochs, device, memory_budget, quiet, db):
     """Train baselines on DATASET.h5 under the protocol, score them on test, record them.
 
     Each run trains on train, selects its epoch on val and reports test metrics for that
@@ -142,10 +155,14 @@ def bench(dataset, names, seeds, plot_dir, epochs, device, quiet, db):
         chosen = [b for b in applicable(ds.family, ds.task) if b.fits(shape)]
     if plot_dir:
         Path(plot_dir).mkdir(parents=True, exist_ok=True)
+        for b in chosen:  # every plot checked before any run: a refusal costs no training
+            for seed in (seed_list[:1] if b.source == "reference" else seed_list):
+                for plot in _plot_paths(ds, Path(plot_dir), b.name, seed):
+                    check_output_path(plot, force)
     path = resolve_db_path(db)
     with Leaderboard(path) as board:
         _run_many(ds, [(b, seed_list) for b in chosen], epochs=epochs, device=device, quiet=quiet,
-                  board=board, plot_dir=plot_dir)
+                  board=board, plot_dir=plot_dir, memory_budget=memory_budget)
     if not quiet and is_writer():
         click.echo(f"recorded in {path}")
 
@@ -192,21 +209,25 @@ def baselines_command(dataset):
               help="Training seeds for every run [default: each baseline's, 10 for the seed reproductions].")
 @click.option("--dry-run", is_flag=True, help="Print the plan (presets, baselines, seeds) and stop.")
 @click.option("--report", "report", type=click.Path(dir_okay=False), default=None, metavar="FILE.md",
-              help="Write the figures table and every result (e.g. docs/results.md).")
+              help="Write the figures table and every result (e.g. docs/results.md); an existing "
+                   "file only with --force (its hand-written notes are kept).")
+@click.option("--force", is_flag=True,
+              help="Overwrite an existing --report, and --data-dir files that are not this preset.")
 @run_options
 @db_option
-def suite(full, rungs, preset_names, names, data_dir, seeds, dry_run, report, epochs, device,
-          quiet, db):
+def suite(full, rungs, preset_names, names, data_dir, seeds, dry_run, report, force, epochs, device,
+          memory_budget, quiet, db):
     """Generate the canonical presets, run their baselines, record them, print the leaderboard.
 
     Without flags: the seeds' own tasks (lines-3x3, lines-16, boxes-64, patches-64) with the
-    quick baselines, about 2 minutes on 2 CPU cores. --full: the easy and hard rungs and the
+    quick baselines, about 1.5 minutes on 2 idle CPU cores. --full: the easy and hard rungs and the
     figure presets with every baseline, 10 seeds for the seed reproductions (about 14
-    minutes); the medium rungs run on request (--full --rungs medium). --report writes the figures.
+    minutes, plus hours for Liu et al. 2018's 40 runs on the notsoclevr presets); the medium
+    rungs run on request (--full --rungs medium). --report writes the figures.
 
     \b
       cnnbench suite
-      cnnbench suite --full --report docs/results.md
+      cnnbench suite --full --report docs/results.md --force
       cnnbench suite --full --rungs medium
       cnnbench suite --preset lines-3x3 --seeds 0-9
     """
@@ -223,7 +244,8 @@ def suite(full, rungs, preset_names, names, data_dir, seeds, dry_run, report, ep
             click.echo(f"{step.preset.name}: {runs}")
         return
     if report:
-        check_output_path(report, force=True)
+        check_output_path(report, force)
+    lib.check_data_dir([step.preset for step in steps], data_dir, force)
     path = resolve_db_path(db)
     records, fingerprints, optimum = [], [], {}
     with Leaderboard(path) as board:
@@ -241,7 +263,8 @@ def suite(full, rungs, preset_names, names, data_dir, seeds, dry_run, report, ep
                            f"{len(step.runs)} baselines")
             shape = ds.shapes["train"]["images"][1:]
             runs = [(b, s) for b, s in step.runs if names or b.fits(shape)]
-            records += _run_many(ds, runs, epochs=epochs, device=device, quiet=quiet, board=board)
+            records += _run_many(ds, runs, epochs=epochs, device=device, quiet=quiet, board=board,
+                                 memory_budget=memory_budget)
         total_s = time.perf_counter() - started
         if not quiet:
             click.echo("")

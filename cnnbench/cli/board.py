@@ -15,7 +15,7 @@ from ..presets import all_presets, get_preset
 from ..report import FORMATS, printable, render, render_html
 from ..submit import export_public, prepare_submission
 from . import main
-from .options import db_option, epochs_option, params_option, threads_option
+from .options import db_option, epochs_option, memory_budget_option, params_option, threads_option
 
 
 @main.command()
@@ -132,7 +132,8 @@ def submit(dataset, predictions, name, notes, params, as_json, db, server=None, 
 @click.option("--force", is_flag=True, help="Overwrite an existing output file.")
 @click.option("--allow-guessable-seed", is_flag=True,
               help="Export even a file whose seed can be guessed (a preset's published seed, or a "
-                   "small number), from which anyone can regenerate the test labels.")
+                   "small number) or whose test labels do not depend on the seed, from which "
+                   "anyone can regenerate the test labels.")
 def export_public_command(dataset, out, force, allow_guessable_seed):
     """Write a copy without test targets or seed, for a hosted leaderboard.
 
@@ -140,7 +141,9 @@ def export_public_command(dataset, out, force, allow_guessable_seed):
     images remain (targets and per-sample extras are withheld), and the spec's seed is
     withheld. Participants train on it and submit test predictions; the maintainer scores
     them with the full file. Generate the full file with a secret seed first: a canonical
-    preset's seed is published, so its public copy is refused.
+    preset's seed is published, so its public copy is refused, and so is a file whose test
+    labels are the same whatever the seed (lines-3x3). The copy is a new file holding only
+    the public arrays and attributes.
 
     \b
       cnnbench generate lines --size 16 --out full.h5 \\
@@ -164,10 +167,11 @@ def export_public_command(dataset, out, force, allow_guessable_seed):
               help="Training seeds: 0-9, 0,3,5 or one number; each is a run, shown as one row.")
 @click.option("--device", default="auto", show_default=True, help="auto (CUDA when present), cpu, cuda...")
 @threads_option
+@memory_budget_option
 @click.option("--notes", default="", help="Free text stored with the rows.")
 @click.option("--quiet", "-q", is_flag=True, help="Only the final lines.")
 @db_option
-def evaluate(dataset, model, name, epochs, seeds, device, notes, quiet, db):
+def evaluate(dataset, model, name, epochs, seeds, device, memory_budget, notes, quiet, db):
     """Train your own torch model under the baselines' protocol and record it (source 'user').
 
     The factory gets a DataInfo (task, image shape, number of outputs...) and returns a
@@ -193,7 +197,8 @@ def evaluate(dataset, model, name, epochs, seeds, device, notes, quiet, db):
 
     records, ds = [], None
     for ds, record in evaluate_model(dataset, model, name=name, seeds=seed_list, epochs=epochs,
-                                     device=device, notes=notes, progress=progress):
+                                     device=device, notes=notes, progress=progress,
+                                     memory_budget=memory_budget):
         records.append(record)
         if not quiet and is_writer():
             click.echo(f"{record.name} seed {record.seed}: test {record.metric} {record.score:.4f} "

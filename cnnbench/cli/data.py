@@ -19,6 +19,7 @@ from ..params import COMMON_PARAMS, MAX_WORKERS, Param
 from ..presets import all_presets, get_preset
 from ..show import render_grid
 from . import main
+from .progress import ProgressLines
 
 
 def _show_default(value) -> str:
@@ -83,9 +84,16 @@ def _with_group_options(ctx, force: bool, workers: int, quiet: bool,
 
 @contextmanager
 def progress_bar(total: int, label: str, quiet: bool):
-    """click's progress bar on a terminal; nothing when piped or quiet."""
-    if quiet or not sys.stderr.isatty():
+    """click's progress bar on a terminal; when piped, a progress line every 10 s of long
+    work (cnnbench.cli.progress); nothing when quiet. Yields ``update(n_more)``."""
+    if quiet:
         yield lambda n: None
+        return
+    if not sys.stderr.isatty():
+        with ProgressLines(label, "images") as lines:
+            def update(n: int) -> None:
+                lines.update(lines.done + n, total)
+            yield update
         return
     with click.progressbar(length=total, label=label, file=sys.stderr) as bar:
         yield bar.update
@@ -226,9 +234,10 @@ def info(path, as_json):
 @click.option("--split", type=click.Choice(["train", "val", "test"]), default="train", show_default=True)
 @click.option("-n", "--n", "count", type=click.IntRange(min=1), default=16, show_default=True,
               help="Number of samples (the first ones of the split).")
-def show(path, out, split, count):
+@click.option("--force", is_flag=True, help="Overwrite an existing --out file.")
+def show(path, out, split, count, force):
     """Write a PNG grid of samples with their targets beside each."""
     if not out.lower().endswith(".png"):
         raise ParamError(f"--out: {out!r} should end in .png")
-    drawn = render_grid(path, out, split=split, n=count)
+    drawn = render_grid(path, out, split=split, n=count, force=force)
     click.echo(f"wrote {out}: {drawn} {split} samples")

@@ -44,3 +44,22 @@ def params_option(f):
     """``--params N``: a submitted model's parameter count (0..MAX_PARAMS)."""
     return click.option("--params", type=click.IntRange(0, MAX_PARAMS), default=None, metavar="N",
                         help="Your model's trainable parameter count.")(f)
+
+
+def _parse_budget(ctx, param, value):
+    from ..errors import ParamError
+    from ..streaming import parse_bytes
+
+    try:
+        return parse_bytes(value)
+    except ParamError as exc:
+        raise click.BadParameter(str(exc).split(": ", 1)[1]) from None
+
+
+def memory_budget_option(f):
+    """``--memory-budget SIZE``: a dataset whose arrays exceed it is streamed from its file."""
+    return click.option("--memory-budget", default="4GiB", show_default=True, metavar="SIZE",
+                        callback=_parse_budget,
+                        help="Load the dataset whole when its arrays fit (256MB, 4GiB, bytes); "
+                             "else stream it in HDF5 chunks, shuffled through a buffer within that budget "
+                             "(another batch order: see docs/baselines.md).")(f)

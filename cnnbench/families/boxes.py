@@ -20,6 +20,7 @@ import numpy as np
 
 from ..errors import ParamError
 from ..params import Param
+from . import notsoclevr
 from .base import Family, Optimum
 
 # Grid layout: the share of positions given to test (uniform split), and the share of the
@@ -54,6 +55,13 @@ PARAMS = (
           "'random': centre drawn per image; 'grid': every integer centre exactly once across the "
           "splits (sizes come from the layout; n_train/n_val/n_test are ignored).",
           choices=("random", "grid")),
+    Param("grid_split", "choice", "seeded",
+          "With --positions grid, which positions go to test: 'seeded' draws them with "
+          "--layout-seed (uniform: 20 %; quadrant: x, y > (size-1)/2); 'liu2018' recomputes "
+          "Liu et al. 2018's Not-so-Clevr generator (uniform: each position with p 0.25 from "
+          "numpy's legacy RandomState(20202), in their x-major order; quadrant: x/size > 0.5 "
+          "and y/size > 0.5). Val is 1/8 of the other positions, drawn with --layout-seed.",
+          choices=("seeded", "liu2018")),
     Param("layout_seed", "int", 0,
           "Seed of the grid positions' assignment to splits; separate from --seed so that "
           "datasets with different seeds share one split.", low=0),
@@ -135,7 +143,10 @@ def _grid_layout(p: dict) -> dict[str, np.ndarray]:
     """The grid's positions for each split, fixed by ``layout_seed`` (not the dataset seed)."""
     grid = _grid(p)
     rng = np.random.default_rng([p["layout_seed"], len(grid)])
-    if p["split"] == "quadrant":
+    if p["grid_split"] == "liu2018":
+        held = notsoclevr.test_mask(grid, p["size"], p["split"])
+        test, rest = np.flatnonzero(held), rng.permutation(np.flatnonzero(~held))
+    elif p["split"] == "quadrant":
         t = _threshold(p["size"])
         held = (grid[:, 0] > t) & (grid[:, 1] > t)
         test, rest = np.flatnonzero(held), rng.permutation(np.flatnonzero(~held))
@@ -189,6 +200,8 @@ def _check(p: dict) -> None:
     if p["clutter"] and p["clutter_shape"] == "square" and _overlap(p["clutter_value"], p["value"]):
         raise ParamError(f"clutter_value: {p['clutter_value'][0]}:{p['clutter_value'][1]} overlaps value "
                          f"{p['value'][0]}:{p['value'][1]}: square distractors would look like the target")
+    if p["grid_split"] != "seeded" and p["positions"] != "grid":
+        raise ParamError(f"grid_split: {p['grid_split']} assigns grid positions; it needs positions grid")
     if p["positions"] == "grid":
         n = len(_grid(p))
         if n == 0 and len(_grid(dict(p, margin=0))) == 0:
@@ -221,27 +234,35 @@ def _check(p: dict) -> None:
 # Drawing.
 
 
-def _coverage_1d(lo, hi, length: int) -> np.ndarray:
-    """Overlap of each pixel [j-0.5, j+0.5) with [lo, hi): (n, length) float32 in [0, 1]."""
+def _coverage_1d(lo, hi, length: int, start=None) -> np.ndarray:
+    """Overlap of each pixel [j-0.5, j+0.5) with [lo, hi): (n, length) float32 in [0, 1].
+
+    Pixels j = start .. start+length-1 (``start`` (n,) ints, per sample; default 0).
+    """
     j = np.arange(length, dtype=np.float32)[None, :]
+    if start is not None:
+        j = j + np.asarray(start, dtype=np.float32)[:, None]  # small integers: exact in float32
     lo = np.asarray(lo, dtype=np.float32)[:, None]
     hi = np.asarray(hi, dtype=np.float32)[:, None]
     return np.clip(np.minimum(j + 0.5, hi) - np.maximum(j - 0.5, lo), 0.0, 1.0)
 
 
-def _rect_coverage(x0, y0, x1, y1, size: int) -> np.ndarray:
+def _rect_coverage(x0, y0, x1, y1, size: int, row0=None, col0=None) -> np.ndarray:
     """Area of each pixel covered by the axis-aligned rectangle: (n, size, size) float32.
 
-    Separable: the overlap in x times the overlap in y.
+    Separable: the overlap in x times the overlap in y. ``row0``, ``col0``: the window's
+    first pixel per sample (default the whole image from 0).
     """
-    return _coverage_1d(y0, y1, size)[:, :, None] * _coverage_1d(x0, x1, size)[:, None, :]
+    return _coverage_1d(y0, y1, size, row0)[:, :, None] * _coverage_1d(x0, x1, size, col0)[:, None, :]
 
 
-def _disc_coverage(cx, cy, radius, size: int) -> np.ndarray:
+def _disc_coverage(cx, cy, radius, size: int, row0=None, col0=None) -> np.ndarray:
     """Approximate area coverage of a disc (1-px linear ramp at the rim): (n, size, size) float32."""
     j = np.arange(size, dtype=np.float32)
-    dx = j[None, None, :] - np.asarray(cx, dtype=np.float32)[:, None, None]
-    dy = j[None, :, None] - np.asarray(cy, dtype=np.float32)[:, None, None]
+    cols = j[None, :] if col0 is None else j + np.asarray(col0, dtype=np.float32)[:, None]
+    rows = j[None, :] if row0 is None else j + np.asarray(row0, dtype=np.float32)[:, None]
+    dx = cols[:, None, :] - np.asarray(cx, dtype=np.float32)[:, None, None]
+    dy = rows[:, :, None] - np.asarray(cy, dtype=np.float32)[:, None, None]
     dist = np.sqrt(dx * dx + dy * dy)
     return np.clip(np.asarray(radius, dtype=np.float32)[:, None, None] - dist + 0.5, 0.0, 1.0)
 
@@ -261,16 +282,124 @@ def _paint(image: np.ndarray, alpha: np.ndarray, colour: np.ndarray) -> None:
     image += a * colour[:, None, None, :].astype(np.float32)
 
 
-def _paint_clutter(p: dict, image: np.ndarray, centre, side, colour) -> None:
-    """Paint the distractors, centres (n, K, 2), sides (n, K), colours (n, K, C), onto ``image``."""
+def _paint_clutter(p: dict, image: np.ndarray, centre, side, colour, row0=None, col0=None) -> None:
+    """Paint the distractors, centres (n, K, 2), sides (n, K), colours (n, K, C), onto ``image``
+    (the whole image, or a window whose first pixel is ``row0``, ``col0``)."""
     size = image.shape[1]
     for i in range(side.shape[1]):  # a few shapes: loop over shapes, vectorised over the block
         cx, cy, s = centre[:, i, 0], centre[:, i, 1], side[:, i]
         if p["clutter_shape"] == "circle":
-            alpha = _disc_coverage(cx, cy, s / 2, size)
+            alpha = _disc_coverage(cx, cy, s / 2, size, row0, col0)
         else:
-            alpha = _rect_coverage(cx - s / 2, cy - s / 2, cx + s / 2, cy + s / 2, size)
+            alpha = _rect_coverage(cx - s / 2, cy - s / 2, cx + s / 2, cy + s / 2, size, row0, col0)
         _paint(image, alpha, colour[:, i])
+
+
+def _scene(p: dict, f: dict, width: int, row0=None, col0=None) -> np.ndarray:
+    """The noise-free image, float32 (n, width, width, C'), on a window (or the whole image).
+
+    Painted in order: background, clutter, the square, the bar. C' is 1 for grey images
+    (every channel is the same; the caller broadcasts), else the channel count.
+    """
+    grey = not p["color"]
+    pick = (lambda a: a[..., :1]) if grey else (lambda a: a)  # noqa: E731
+    background = pick(f["background"])
+    n, channels = len(background), background.shape[-1]
+    image = np.broadcast_to(background[:, None, None, :], (n, width, width, channels)).astype(np.float32)
+    if "clutter_size" in f:
+        _paint_clutter(p, image, f["clutter_centre"], f["clutter_size"], pick(f["clutter_color"]), row0, col0)
+    _paint(image, _rect_coverage(*f["boxes"].T, width, row0, col0), pick(f["color"]))
+    if "bar" in f:
+        # The bar lies inside the square, so the area of a pixel it covers is area the square
+        # covered: that area turns from the square's colour to the background's. (Blending the
+        # bar over the pixel would leave the square's anti-aliased edge showing through it.)
+        change = pick(f["background"]).astype(np.float32) - pick(f["color"]).astype(np.float32)
+        image += _rect_coverage(*f["bar"].T, width, row0, col0)[..., None] * change[:, None, None, :]
+    return image
+
+
+def _window_rows(image: np.ndarray, row0, col0, height: int, width: int):
+    """The rows of a per-sample window of ``image`` (n, S, S, C), as one item each.
+
+    Returns a 1-D array of byte strings (numpy void items ``width * C`` elements long, one
+    starting at every byte of ``image``; writes go through to it) and the (n, height) indices
+    of the window's rows. Indexing with them moves each row as one item: about 50x faster
+    than fancy-indexing the window's elements one by one.
+    """
+    n, size, _, channels = image.shape
+    item = width * channels * image.itemsize
+    flat = image.reshape(-1).view(np.uint8)
+    rows = np.ndarray((flat.size - item + 1,), dtype=f"V{item}", buffer=flat, strides=(1,))
+    first = (np.arange(n)[:, None] * size + np.asarray(row0)[:, None] + np.arange(height)) * size
+    return rows, (first + np.asarray(col0)[:, None]) * (channels * image.itemsize)
+
+
+def _put_window(image: np.ndarray, row0, col0, values: np.ndarray) -> None:
+    """image[i, row0[i]:row0[i]+h, col0[i]:col0[i]+w] = values[i] for every sample i."""
+    n, h, w, _ = values.shape
+    rows, index = _window_rows(image, row0, col0, h, w)
+    values = np.ascontiguousarray(values, dtype=image.dtype)
+    rows[index] = values.view(np.uint8).reshape(n, h, -1).view(rows.dtype)[..., 0]
+
+
+def _get_window(image: np.ndarray, row0, col0, h: int, w: int) -> np.ndarray:
+    """image[i, row0[i]:row0[i]+h, col0[i]:col0[i]+w] for every sample i: (n, h, w, C)."""
+    rows, index = _window_rows(image, row0, col0, h, w)
+    return rows[index].view(np.uint8).view(image.dtype).reshape(len(image), h, w, image.shape[3])
+
+
+def _render(p: dict, f: dict, noise) -> np.ndarray:
+    """The images, uint8 (n, S, S, C), from the drawn factors ``f`` and the noise (or None).
+
+    Only pixels near a shape differ from the background (before noise): each shape's
+    window (its bounding box and a pixel of margin) is painted with every shape that
+    reaches into it, in the same order and float32 arithmetic as a whole-image rendering,
+    so the bytes are the same; the rest is a fill. Many large shapes: the whole image at once.
+    """
+    size, channels = p["size"], p["channels"]
+    n = len(f["boxes"])
+    corners = [f["boxes"][:, :2]]
+    extent = p["box_size"][1]
+    if "clutter_size" in f:
+        corners += [f["clutter_centre"][:, i] - f["clutter_size"][:, i, None] / 2
+                    for i in range(f["clutter_size"].shape[1])]
+        extent = max(extent, p["clutter_size"][1])
+    # A shape of side s covers pixels floor(x0 + 0.5) .. floor(x0 + s + 0.5): at most
+    # ceil(s) + 1 of them; one more on each side against float32 rounding.
+    width = int(math.ceil(extent)) + 3
+    if width >= size or len(corners) * width * width >= size * size:
+        width, starts = size, [(np.zeros(n, np.int64), np.zeros(n, np.int64))]
+    else:
+        starts = [tuple(np.clip(np.floor(c[:, a] + 0.5) - 1, 0, size - width).astype(np.int64) for a in (1, 0))
+                  for c in corners]
+    if noise is not None:
+        # Off the shapes: background + noise, the same float32 sum as on a painted image.
+        image = noise + f["background"][:, None, None, :].astype(np.float32)
+    else:
+        image = np.empty((n, size, size, channels), np.uint8)
+        flat = image.reshape(n, -1)
+        if not p["color"]:
+            flat[...] = f["background"][:, :1]  # one value per row: a fast fill
+        else:
+            # Per-channel colours: write one pixel, then double the filled part (a broadcast
+            # of (n, C) over the pixels is about 10x slower).
+            flat[:, :channels] = f["background"]
+            done = channels
+            while done < flat.shape[1]:
+                more = min(done, flat.shape[1] - done)
+                flat[:, done:done + more] = flat[:, :more]
+                done += more
+    for row0, col0 in starts:
+        window = _scene(p, f, width, row0, col0)  # grey: one channel, broadcast below
+        if noise is not None:
+            window = window + _get_window(noise, row0, col0, width, width)
+        else:
+            window = np.clip(np.rint(window), 0, 255).astype(np.uint8)
+        _put_window(image, row0, col0, np.broadcast_to(window, (n, width, width, channels)))
+    if noise is None:
+        return image
+    np.rint(image, out=image)
+    return np.clip(image, 0, 255, out=image).astype(np.uint8)
 
 
 def _sides(p: dict, rng, bounds, n: int) -> np.ndarray:
@@ -311,8 +440,7 @@ def _draw(p: dict, split: str, start: int, stop: int, rng: np.random.Generator, 
     boxes = np.concatenate([centres - side[:, None] / 2, centres + side[:, None] / 2], axis=1)
     colour = _colours(p, rng, p["value"], n)
     background = _colours(p, rng, p["background"], n)
-
-    image = np.broadcast_to(background[:, None, None, :], (n, size, size, channels)).astype(np.float32)
+    f = {"boxes": boxes, "color": colour, "background": background}
     out = {}
     if p["clutter"] > 0:
         k = p["clutter"]
@@ -320,12 +448,10 @@ def _draw(p: dict, split: str, start: int, stop: int, rng: np.random.Generator, 
         # Anywhere the shape fits entirely; it may lie under the target, which is drawn on top.
         c_centre = c_size[..., None] / 2 - 0.5 + rng.random((n, k, 2)) * (size - c_size[..., None])
         c_colour = _colours(p, rng, p["clutter_value"], n, k)
-        _paint_clutter(p, image, c_centre, c_size, c_colour)
+        f.update(clutter_centre=c_centre, clutter_size=c_size, clutter_color=c_colour)
         out["clutter_boxes"] = np.concatenate([c_centre - c_size[..., None] / 2,
                                                c_centre + c_size[..., None] / 2], axis=2).astype(np.float32)
         out["clutter_color"] = c_colour
-
-    _paint(image, _rect_coverage(*boxes.T, size), colour)
 
     if p["occlusion"][1] > 0:
         # A background-coloured bar across the whole square, horizontal or vertical, at a
@@ -334,21 +460,16 @@ def _draw(p: dict, split: str, start: int, stop: int, rng: np.random.Generator, 
         offset = rng.random(n) * (side - width)
         vertical = rng.random(n) < 0.5
         along0 = np.where(vertical, boxes[:, 0], boxes[:, 1]) + offset
-        bar = np.where(vertical[:, None],
-                       np.stack([along0, boxes[:, 1], along0 + width, boxes[:, 3]], axis=1),
-                       np.stack([boxes[:, 0], along0, boxes[:, 2], along0 + width], axis=1))
-        # The bar lies inside the square, so the area of a pixel it covers is area the square
-        # covered: that area turns from the square's colour to the background's. (Blending the
-        # bar over the pixel would leave the square's anti-aliased edge showing through it.)
-        change = background.astype(np.float32) - colour.astype(np.float32)
-        image += _rect_coverage(*bar.T, size)[..., None] * change[:, None, None, :]
-        out["occluder"] = bar.astype(np.float32)
+        f["bar"] = np.where(vertical[:, None],
+                            np.stack([along0, boxes[:, 1], along0 + width, boxes[:, 3]], axis=1),
+                            np.stack([boxes[:, 0], along0, boxes[:, 2], along0 + width], axis=1))
+        out["occluder"] = f["bar"].astype(np.float32)
 
+    noise = None
     if p["noise"] > 0:
-        image += p["noise"] * rng.standard_normal(image.shape, dtype=np.float32)
-    images = np.clip(np.rint(image), 0, 255).astype(np.uint8)
+        noise = p["noise"] * rng.standard_normal((n, size, size, channels), dtype=np.float32)
     return {
-        "images": images,
+        "images": _render(p, f, noise),
         "targets": centres.astype(np.float32),
         "boxes": boxes.astype(np.float32),
         "box_size": side.astype(np.float32),

@@ -57,14 +57,18 @@ def _pixels(fraction, size):
 
 
 def _line_mask(labels, position, thickness, offset, length, size) -> np.ndarray:
-    """Boolean (n, size, size): where each sample's line lies, before dropout and distractors."""
+    """Boolean (n, size, size): where each sample's line lies, before dropout and distractors.
+
+    A line is a rectangle, so its mask is the outer product of a row mask and a column mask:
+    one pass over the image.
+    """
     # across: the coordinate the line's thickness spans; along: the one its length spans.
-    rows = np.arange(size)[None, :, None]
-    cols = np.arange(size)[None, None, :]
-    is_row = (labels == 0)[:, None, None]
-    across, along = np.where(is_row, rows, cols), np.where(is_row, cols, rows)
-    return ((across >= position[:, None, None]) & (across < (position + thickness)[:, None, None])
-            & (along >= offset[:, None, None]) & (along < (offset + length)[:, None, None]))
+    j = np.arange(size)[None, :]
+    across = (j >= position[:, None]) & (j < (position + thickness)[:, None])
+    along = (j >= offset[:, None]) & (j < (offset + length)[:, None])
+    is_row = (labels == 0)[:, None]
+    rows, cols = np.where(is_row, across, along), np.where(is_row, along, across)
+    return rows[:, :, None] & cols[:, None, :]
 
 
 def _draw(p: dict, split: str, start: int, stop: int, rng: np.random.Generator, plan) -> dict:
@@ -95,10 +99,13 @@ def _draw(p: dict, split: str, start: int, stop: int, rng: np.random.Generator, 
         np.put_along_axis(lit, flat, True, axis=1)
         mask |= lit.reshape(n, size, size)
 
-    image = np.where(mask, value[:, None, None], p["background"]).astype(np.float64)
+    clean = np.where(mask, value[:, None, None].astype(np.uint8), np.uint8(p["background"]))
     if p["noise"] > 0:
-        image += rng.normal(0.0, p["noise"], image.shape)
-    images = np.clip(np.rint(image), 0, 255).astype(np.uint8)[..., None]
+        image = rng.normal(0.0, p["noise"], clean.shape)
+        image += clean  # in place: the passes over the image are what this costs
+        np.rint(image, out=image)
+        clean = np.clip(image, 0, 255, out=image).astype(np.uint8)
+    images = clean[..., None]
     return {
         "images": images,
         "targets": labels.astype(np.int64),

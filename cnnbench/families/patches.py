@@ -2,8 +2,10 @@
 
 The image is rendered analytically: every pixel's centre is mapped into the scene frame
 (undoing the pose: translation, rotation, flips), so any rotation angle is exact, with no
-resampling. The scene is rendered at ``render_size`` then area-averaged to ``output_size``;
-camera nuisances (gamma, brightness, noise) act on the small image, as an augmentation would.
+resampling. Each pixel is computed directly at ``output_size`` as the area average of a fine
+rendering would show it (edges as one-pixel ramps, textures and glints filtered by the pixel;
+see ``render_scene``); camera nuisances (gamma, brightness, noise) act on the small image, as
+an augmentation would.
 
 Colour model (linear light, values in [0, 1]; see docs/families/patches.md):
 Beer-Lambert transmission ``T_ch = exp(-(A_ch * c + B_ch * d) / 100)`` for concentration ``c``
@@ -15,6 +17,8 @@ pixel noise and the poses of augmented copies from the block's generator.
 """
 
 from __future__ import annotations
+
+import math
 
 import numpy as np
 
@@ -34,15 +38,20 @@ BENCH = np.array([0.55, 0.50, 0.42])  # nominal bench colour (light wood)
 SPOT_CENTRE, SPOT_RADIUS, SPOT_REFLECT = (-0.28, 0.28), 0.05, 0.75  # grey calibration card
 # Asymmetric features, fixed to the well: a meniscus highlight at 30 degrees and a dark
 # mark at 150 degrees (120 degrees apart, so mirror images differ from rotations).
-HIGHLIGHT_AT, HIGHLIGHT_SIGMA = (0.17 * np.cos(np.pi / 6), -0.17 * np.sin(np.pi / 6)), (0.07, 0.025)
-MARK_AT, MARK_RADIUS, MARK_REFLECT = (0.2 * np.cos(5 * np.pi / 6), -0.2 * np.sin(5 * np.pi / 6)), 0.03, 0.08
+# (Python floats, not numpy float64 scalars: those would turn float32 pixel arithmetic into float64.)
+HIGHLIGHT_AT, HIGHLIGHT_SIGMA = (0.17 * math.cos(math.pi / 6), -0.17 * math.sin(math.pi / 6)), (0.07, 0.025)
+MARK_AT, MARK_RADIUS, MARK_REFLECT = (0.2 * math.cos(5 * math.pi / 6), -0.2 * math.sin(5 * math.pi / 6)), 0.03, 0.08
 N_TEXTURE = 4  # sinusoids summed into the well's texture
 GROUP = 1024  # original scenes per group generator (part of the format, like BLOCK_SIZE)
 LUMA = np.array([0.2126, 0.7152, 0.0722])  # Rec. 709 luminance, for grayscale output
+GLARE_SIGMA = 0.06  # width of the glare blob, exp(-(r / sigma)^2)
 
 PARAMS = (
-    Param("render_size", "int", 250, "Side of the rendered scene in pixels.", low=8, high=1024),
-    Param("output_size", "int", 64, "Side of the written image (area-averaged from the render).", low=4),
+    Param("render_size", "int", 250,
+          "Side of the scene the image stands for (kept for older specs): the image is what a "
+          "render this size area-averaged to output_size shows, computed directly at output_size.",
+          low=8, high=1024),
+    Param("output_size", "int", 64, "Side of the written image.", low=4),
     Param("channels", "choice", "rgb", "'rgb' or 'gray' (Rec. 709 luminance).", choices=("rgb", "gray")),
     Param("concentration", "range", (80.0, 350.0), "Concentration range LOW:HIGH, drawn uniformly.", low=0.0),
     Param("label_noise", "float", 0.0, "Std of Gaussian measurement noise added to the target.", low=0.0),
@@ -136,15 +145,33 @@ def _disc(x, y, cx, cy, radius, pixel):
     return np.clip((radius - np.sqrt(dx * dx + dy * dy)) / pixel + 0.5, 0.0, 1.0)[:, None]
 
 
+def _widened(sigma: float, pixel: float) -> tuple[float, float]:
+    """A Gaussian bump ``exp(-(u / sigma)^2)`` averaged over pixels of side ``pixel``.
+
+    Approximating the pixel's box by a Gaussian of the same variance (pixel^2 / 12 per axis,
+    and a square's covariance is the same in every direction, so this holds for a rotated
+    bump too): the width grows to sqrt(sigma^2 + pixel^2 / 6) and the height falls by
+    sigma / that, keeping the bump's integral. Returns (new sigma, height factor).
+    """
+    wide = float(np.sqrt(sigma * sigma + pixel * pixel / 6))
+    return wide, sigma / wide
+
+
 def render_scene(f: dict, p: dict) -> np.ndarray:
-    """Linear-light scene at ``render_size``: float32 (n, 3, S, S), channels first, in [0, 1].
+    """Linear-light scene at ``output_size``: float32 (n, 3, S, S), channels first, in [0, 1].
+
+    Each pixel is what the area average of a much finer rendering gives, computed
+    analytically at the output resolution: edges of discs as a ramp one pixel wide (the
+    average of a sharp edge over a pixel), plane waves (texture, wood grain) scaled by their
+    pixel-box gain sinc(fx p) sinc(fy p) in the image frame, Gaussian bumps (highlight,
+    glare) widened by the pixel's variance. See docs/families/patches.md.
 
     ``f`` holds the scene and pose factors of n images. Angle is counter-clockwise as
     displayed (degrees); a flip mirrors the scene before it is rotated. Channels come first
     because numpy broadcasts a per-image colour over (n, 3, S, S) far faster than over a
     trailing channel axis.
     """
-    size = p["render_size"]
+    size = p["output_size"]
     pixel = np.float32(1.0 / size)
     grid = ((np.arange(size, dtype=np.float32) - (size - 1) / 2) * pixel)
     n = len(f["angle"])
@@ -155,31 +182,53 @@ def render_scene(f: dict, p: dict) -> np.ndarray:
     dx = grid[None, None, :] - col(f["offset"][:, 0])
     dy = grid[None, :, None] - col(f["offset"][:, 1])
     theta = np.deg2rad(f["angle"])
+    hx, vy = np.where(f["hflip"], -1.0, 1.0), np.where(f["vflip"], -1.0, 1.0)
     cos, sin = col(np.cos(theta)), col(np.sin(theta))
-    x = (dx * cos - dy * sin) * col(np.where(f["hflip"], -1.0, 1.0))
-    y = (dx * sin + dy * cos) * col(np.where(f["vflip"], -1.0, 1.0))
+    x = (dx * cos - dy * sin) * col(hx)
+    y = (dx * sin + dy * cos) * col(vy)
     del dx, dy
 
-    # Bench: a fixed wood grain (it turns with the scene), coloured per sample.
-    grain = 1.0 + 0.06 * np.sin(2 * np.pi * (9.0 * y + 0.6 * np.sin(2 * np.pi * 1.5 * x)))
+    def box_gain(fx, fy):
+        """Pixel-box gain of a scene-frame plane wave of frequency (fx, fy), cycles per side."""
+        ix = fx * hx * np.cos(theta) + fy * vy * np.sin(theta)  # its image-frame frequency
+        iy = -fx * hx * np.sin(theta) + fy * vy * np.cos(theta)
+        return np.sinc(ix / size) * np.sinc(iy / size)
+
+    # Bench: a fixed wood grain (it turns with the scene), coloured per sample; its pixel
+    # gain is the one of its main frequency, 9 cycles per side along the scene's y.
+    grain = np.sin(2 * np.pi * (9.0 * y + 0.6 * np.sin(2 * np.pi * 1.5 * x)))
+    grain *= col(0.06 * box_gain(0.0, 9.0))
+    grain += 1.0
     image = grain[:, None] * rgb(f["bench"])
+    del grain
     if p["spot"]:
         spot = _disc(x, y, *SPOT_CENTRE, SPOT_RADIUS, pixel)
         image += spot * (SPOT_REFLECT - image)
-    rim = _disc(x, y, 0.0, 0.0, RIM_RADIUS, pixel)
-    image += rim * (RIM_REFLECT - image)
 
-    # The liquid lies within RIM_RADIUS + translate of the image centre: work on that crop.
+    # The well and its rim lie within RIM_RADIUS + translate of the image centre: the rest
+    # of the scene is drawn on that crop only.
     inside = np.flatnonzero(np.abs(grid) <= RIM_RADIUS + p["translate"] + 2 * pixel)
     lo, hi = inside[0], inside[-1] + 1
-    x, y = x[:, lo:hi, lo:hi], y[:, lo:hi, lo:hi]
+    crop = image[:, :, lo:hi, lo:hi]
+    # Distance from the well's centre: the pose's rotation and flips do not change it.
+    dx = grid[None, None, lo:hi] - col(f["offset"][:, 0])
+    dy = grid[None, lo:hi, None] - col(f["offset"][:, 1])
+    radius = np.sqrt(dx * dx + dy * dy)
+    del dx, dy
+    rim = np.clip((RIM_RADIUS - radius) / pixel + 0.5, 0.0, 1.0)[:, None]
+    crop += rim * (RIM_REFLECT - crop)
+    del rim
+    # Contiguous copies: numpy's vectorised sin, exp and sqrt take slower paths on strided views.
+    x, y = np.ascontiguousarray(x[:, lo:hi, lo:hi]), np.ascontiguousarray(y[:, lo:hi, lo:hi])
     colour = WELL_WHITE * np.exp(-(ABSORB * f["concentration"][:, None]
                                    + ABSORB_DYE2 * f["dye2"][:, None]) / 100.0)
     wave = np.zeros_like(x)
     for k in range(N_TEXTURE):  # a handful of plane waves, each over the whole block
-        fx, fy, phase = (col(f["texture"][:, k, i]) for i in range(3))
-        wave += np.sin(2 * np.pi * (fx * x + fy * y) + phase)
-    liquid = (1.0 + p["texture"] / np.sqrt(N_TEXTURE / 2) * wave)[:, None] * rgb(colour)
+        fx, fy, phase = (f["texture"][:, k, i] for i in range(3))
+        wave += np.sin(2 * np.pi * (col(fx) * x + col(fy) * y) + col(phase)) * col(box_gain(fx, fy))
+    wave *= np.float32(p["texture"] / np.sqrt(N_TEXTURE / 2))
+    wave += 1.0
+    liquid = wave[:, None] * rgb(colour)
     del wave
     for k in range(f["bubble_xyr"].shape[1]):  # bubbles: pale discs with a dark edge
         if not f["bubble_xyr"][:, k, 2].any():
@@ -193,31 +242,24 @@ def render_scene(f: dict, p: dict) -> np.ndarray:
         mark = _disc(x, y, *MARK_AT, MARK_RADIUS, pixel)
         liquid += mark * (MARK_REFLECT - liquid)
         # Meniscus highlight: an elongated blob along the rim's tangent at 30 degrees.
+        (s_along, h_along), (s_across, h_across) = (_widened(s, float(pixel)) for s in HIGHLIGHT_SIGMA)
         u, v = x - HIGHLIGHT_AT[0], y - HIGHLIGHT_AT[1]
-        along, across = u * 0.5 + v * np.sqrt(3) / 2, u * np.sqrt(3) / 2 - v * 0.5
-        shine = 0.7 * np.exp(-(along / HIGHLIGHT_SIGMA[0]) ** 2 - (across / HIGHLIGHT_SIGMA[1]) ** 2)
+        along, across = u * 0.5 + v * (math.sqrt(3) / 2), u * (math.sqrt(3) / 2) - v * 0.5
+        shine = np.float32(0.7 * h_along * h_across) * np.exp(-(along / s_along) ** 2 - (across / s_across) ** 2)
         liquid += shine[:, None] * (0.95 - liquid)
-    well = _disc(x, y, 0.0, 0.0, WELL_RADIUS, pixel)
-    crop = image[:, :, lo:hi, lo:hi]
+    well = np.clip((WELL_RADIUS - radius) / pixel + 0.5, 0.0, 1.0)[:, None]
     crop += well * (liquid - crop)
     del liquid, x, y
 
     image *= rgb(f["illuminant"])
     # Glare sits in the image frame (it comes from the lamp, not the well) and saturates.
     if f["glare"][:, 2].any():
+        wide, height = _widened(GLARE_SIGMA, float(pixel))
         gx, gy, strength = (col(f["glare"][:, i]) for i in range(3))
-        blob = strength * np.exp(-((grid[None, None, :] - gx) ** 2 + (grid[None, :, None] - gy) ** 2) / 0.06 ** 2)
+        blob = (strength * height * height) * np.exp(
+            -((grid[None, None, :] - gx) ** 2 + (grid[None, :, None] - gy) ** 2) / wide ** 2)
         image += blob[:, None] * (1.0 - image)
     return np.clip(image, 0.0, 1.0, out=image)
-
-
-def area_matrix(size: int, out: int) -> np.ndarray:
-    """(out, size) float32 matrix averaging each output pixel's exact footprint (area resize)."""
-    edges = np.arange(out + 1) * (size / out)
-    lo, hi = edges[:-1, None], edges[1:, None]
-    pix = np.arange(size)[None, :]
-    overlap = np.clip(np.minimum(hi, pix + 1) - np.maximum(lo, pix), 0.0, None)
-    return (overlap / (size / out)).astype(np.float32)
 
 
 def camera(small: np.ndarray, f: dict, p: dict, rng: np.random.Generator | None) -> np.ndarray:
@@ -228,28 +270,32 @@ def camera(small: np.ndarray, f: dict, p: dict, rng: np.random.Generator | None)
     if p["channels"] == "gray":
         small = (small @ LUMA.astype(np.float32))[..., None]
     col = lambda a: np.asarray(a, dtype=np.float32)[:, None, None, None]  # noqa: E731
-    image = small ** col(f["gamma"]) + col(f["brightness"])
+    image = small ** col(f["gamma"])
+    image += col(f["brightness"])
     if rng is not None:
-        image += col(f["noise"]) * rng.standard_normal(image.shape, dtype=np.float32)
-    return np.rint(np.clip(image, 0.0, 1.0) * 255).astype(np.uint8)
+        noise = rng.standard_normal(image.shape, dtype=np.float32)
+        noise *= col(f["noise"])
+        image += noise
+        del noise
+    np.clip(image, 0.0, 1.0, out=image)
+    image *= 255
+    return np.rint(image, out=image).astype(np.uint8)
+
+
+STEP_PIXELS = 1 << 18  # pixels per sub-batch
 
 
 def render_images(f: dict, p: dict, rng: np.random.Generator | None = None) -> np.ndarray:
     """Full pipeline for factors ``f``: uint8 (n, output_size, output_size, C).
 
-    Renders in sub-batches so a 250-pixel block stays at tens of MB, not gigabytes.
+    Renders in sub-batches of about 2^20 pixels, so the float arrays stay at tens of MB.
     """
-    n, size = len(f["angle"]), p["render_size"]
-    area = area_matrix(size, p["output_size"])
-    step = max(1, (1 << 21) // (size * size))
+    n, size = len(f["angle"]), p["output_size"]
+    step = max(1, STEP_PIXELS // (size * size))
     out = []
     for lo in range(0, n, step):
         part = {k: v[lo:lo + step] for k, v in f.items()}
-        scene = render_scene(part, p)
-        if p["output_size"] == size:  # nothing to average
-            small = np.ascontiguousarray(scene.transpose(0, 2, 3, 1))
-        else:
-            small = np.einsum("os,ncst,pt->nopc", area, scene, area, optimize=True)
+        small = np.ascontiguousarray(render_scene(part, p).transpose(0, 2, 3, 1))
         out.append(camera(small, part, p, rng))
     return np.concatenate(out)
 
