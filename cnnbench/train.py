@@ -175,6 +175,13 @@ def as_recipe(made, info: DataInfo) -> Recipe:
     return recipe
 
 
+def build_recipe(factory: Callable, info: DataInfo, seed: int) -> Recipe:
+    """The factory's recipe with the run's initialisation: the global RNG seeded with ``seed``
+    first (call it inside ``torch.random.fork_rng`` to leave the caller's state alone)."""
+    torch.manual_seed(seed)
+    return as_recipe(factory(info), info)
+
+
 # --------------------------------------------------------------------------------------------
 # Data in memory
 
@@ -442,8 +449,7 @@ def run(dataset: Dataset | str, factory: Callable, *, name: str, seed: int = 0,
     started = time.perf_counter()
 
     with torch.random.fork_rng(devices=[dev.index or 0] if dev.type == "cuda" else []):
-        torch.manual_seed(seed)
-        recipe = as_recipe(factory(info), info)
+        recipe = build_recipe(factory, info, seed)
         if epochs is not None:
             recipe.epochs = epochs
         if dist is not None:
@@ -541,18 +547,47 @@ def _check_outputs(recipe: Recipe, train: Split, info: DataInfo) -> None:
                                 f"({n}, {k}): {', '.join(info.target_names)}")
 
 
+# The protocol's pieces, exposed once so that cnnbench.diagnose probes a recipe exactly as a
+# run trains it (same default loss, optimizer, schedule length and random streams).
+
+
+def loss_function(recipe: Recipe, task: str) -> Callable:
+    """The recipe's loss, or the default: cross-entropy on logits, or MSE."""
+    return recipe.loss or (F.cross_entropy if task == "classification" else F.mse_loss)
+
+
+def decoder(recipe: Recipe, task: str) -> Callable:
+    """The recipe's decode, or the default: argmax of the logits, or the outputs themselves."""
+    return recipe.decode or (_argmax if task == "classification" else _identity)
+
+
+def build_optimizer(recipe: Recipe, model: nn.Module | None = None):
+    """The recipe's optimizer over ``model``'s parameters (default Adam 1e-3)."""
+    return (recipe.optimizer or adam(1e-3))((model or recipe.model).parameters())
+
+
+def protocol_steps(recipe: Recipe, n_train: int) -> int:
+    """Optimizer steps a run of the recipe takes: epochs x batches per epoch."""
+    return recipe.epochs * -(-n_train // recipe.batch_size)
+
+
+def training_generators(seed: int, dev: torch.device, augment: bool) -> tuple:
+    """``(shuffle, augment_gen)``: the batch order's CPU generator and augment's, seeded."""
+    shuffle = torch.Generator().manual_seed(seed)
+    return shuffle, (torch.Generator(device=dev).manual_seed(seed + 1) if augment else None)
+
+
 def _train(recipe, train, evaluate_split, dev, seed, task, metric_name, higher_is_better,
            curves, progress):
     """The gradient loop; returns (best_epoch, val_metrics at best, epochs run)."""
     model = recipe.model
-    optimizer = (recipe.optimizer or adam(1e-3))(model.parameters())
-    steps_per_epoch = -(-len(train) // recipe.batch_size)
-    scheduler = recipe.scheduler(optimizer, recipe.epochs * steps_per_epoch) if recipe.scheduler else None
-    loss_fn = recipe.loss or (F.cross_entropy if task == "classification" else F.mse_loss)
-    shuffle = torch.Generator().manual_seed(seed)  # batches' order: CPU generator, explicit
+    optimizer = build_optimizer(recipe, model)
+    total_steps = protocol_steps(recipe, len(train))
+    scheduler = recipe.scheduler(optimizer, total_steps) if recipe.scheduler else None
+    loss_fn = loss_function(recipe, task)
+    shuffle, augment_gen = training_generators(seed, dev, recipe.augment is not None)
     dist = distributed.context()
     forward = model if dist is None else dist.wrap(model, dev)
-    augment_gen = torch.Generator(device=dev).manual_seed(seed + 1) if recipe.augment else None
 
     best_value, best_epoch, best_state, best_val = None, 0, None, {}
     for epoch in range(1, recipe.epochs + 1):

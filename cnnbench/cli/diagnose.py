@@ -34,8 +34,11 @@ def diagnose(dataset, model, baseline, steps, seed, device, as_json, db):
     train images (the test split is never read), in seconds on a CPU: input and target
     scale, outputs and loss at init (softmax applied twice?), gradients of the first batch,
     weights moving, ReLUs dying, the loss curve and the predictions' spread over N steps,
-    and whether a fresh model can memorise 32 images. Each check prints PASS, WARN or FAIL,
-    the measured numbers and where to look for the fix. See docs/diagnose.md.
+    and whether a fresh model can memorise 32 images; also what the recipe itself says
+    (frozen parameters, weight decay, dropout, the output's range, an augmentation tried
+    against none). Each check prints PASS, WARN or FAIL, the measured numbers and where to
+    look for the fix; the verdict names the most likely root cause, and why, with its advice
+    first. See docs/diagnose.md.
 
     \b
       cnnbench diagnose lines-3x3.h5 --baseline seed000-repro
