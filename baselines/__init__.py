@@ -1,6 +1,6 @@
 """Baseline models, installed as ``cnnbench.baselines``: one readable file per baseline.
 
-Every baseline is a factory ``make(info: DataInfo) -> Recipe`` (see :mod:`cnnbench.train`),
+Every baseline is a factory ``make(info: DataInfo) -> Recipe`` (see :mod:`cnnbench.bench.protocol`),
 registered here once with what it applies to. The files, by the seed advice they test:
 
 - ``reference.py``: majority class / mean target, ridge on pixels (seed 001's "it is linear").

@@ -14,7 +14,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from cnnbench.train import DataInfo, Recipe, cosine_schedule
+from cnnbench.bench.protocol import DataInfo, Recipe, cosine_schedule
 
 from . import Baseline
 from .resnet import DIHEDRAL, SmallResNet, adamw

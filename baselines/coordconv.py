@@ -18,7 +18,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from cnnbench.train import DataInfo, Recipe, adam
+from cnnbench.bench.protocol import DataInfo, Recipe, adam
 
 from . import Baseline
 

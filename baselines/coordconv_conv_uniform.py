@@ -17,7 +17,7 @@ from __future__ import annotations
 
 from torch import nn
 
-from cnnbench.train import DataInfo, Recipe
+from cnnbench.bench.protocol import DataInfo, Recipe
 
 from . import Baseline
 from .coordconv_liu2018 import CONV_L2, CONV_LR, SameConv2d, make_recipe

@@ -35,7 +35,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from cnnbench.train import DataInfo, Recipe, adam, scale_01
+from cnnbench.bench.protocol import DataInfo, Recipe, adam, scale_01
 
 EPOCHS = 100  # experiment_logs.sh, both regressors
 BATCH = 256  # make_standard_parser's --minibatch default

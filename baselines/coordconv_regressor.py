@@ -25,7 +25,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from cnnbench.train import DataInfo, Recipe
+from cnnbench.bench.protocol import DataInfo, Recipe
 
 from . import Baseline
 from .coordconv_liu2018 import COORDCONV_L2, COORDCONV_LR, coordinate_channels, make_recipe

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from torch import nn
 
-from cnnbench.train import DataInfo, Recipe, adam
+from cnnbench.bench.protocol import DataInfo, Recipe, adam
 
 from . import Baseline
 

@@ -13,7 +13,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from cnnbench.train import DataInfo, Recipe, scale_01
+from cnnbench.bench.protocol import DataInfo, Recipe, scale_01
 
 from . import Baseline
 

@@ -12,8 +12,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from cnnbench.augment import Augment
-from cnnbench.train import DataInfo, Recipe, cosine_schedule
+from cnnbench.bench.augment import Augment
+from cnnbench.bench.protocol import DataInfo, Recipe, cosine_schedule
 
 from . import Baseline
 

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import torch
 
-from cnnbench.train import DataInfo, Recipe, scale_01
+from cnnbench.bench.protocol import DataInfo, Recipe, scale_01
 
 from . import Baseline
 from .reference import Linear, ridge_fit

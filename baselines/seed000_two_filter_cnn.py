@@ -26,7 +26,7 @@ from __future__ import annotations
 import torch.nn.functional as F
 from torch import nn
 
-from cnnbench.train import DataInfo, Recipe, adam, raw_pixels, scale_01, sgd
+from cnnbench.bench.protocol import DataInfo, Recipe, adam, raw_pixels, scale_01, sgd
 
 from . import Baseline
 

@@ -25,7 +25,7 @@ from __future__ import annotations
 import torch.nn.functional as F
 from torch import nn
 
-from cnnbench.train import DataInfo, Recipe, adam, scale_01
+from cnnbench.bench.protocol import DataInfo, Recipe, adam, scale_01
 
 from . import Baseline
 from .seed000_two_filter_cnn import keras_init

@@ -23,7 +23,7 @@ from __future__ import annotations
 
 from torch import nn
 
-from cnnbench.train import DataInfo, Recipe, adam, cosine_schedule
+from cnnbench.bench.protocol import DataInfo, Recipe, adam, cosine_schedule
 
 from . import Baseline
 from .resnet import DIHEDRAL

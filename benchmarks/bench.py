@@ -15,7 +15,7 @@ comparison measured in the same run, so a busy machine slows both sides alike:
   array back, for the canonical presets; and for each family the HDF5 filters cnnbench could
   use (none, lzf, gzip levels 1, 4 and 9) with their write and read throughput and file size.
 - ``train``: for each CNN baseline, training images/s through the protocol
-  (``cnnbench.train.run``: val scored every epoch, best weights kept, test scored once)
+  (``cnnbench.bench.protocol.run``: val scored every epoch, best weights kept, test scored once)
   beside a bare torch loop over the same tensors, model, optimizer and batches (training
   steps only; and training plus the same val and test passes).
 
@@ -40,10 +40,10 @@ import torch
 from PIL import Image, ImageDraw
 
 from cnnbench import __version__
-from cnnbench.families import FAMILIES
-from cnnbench.generate import BLOCK_SIZE, block_rng, build_spec, plan_rng, write_dataset
-from cnnbench.h5format import CHUNK_BYTES, COMPRESSION, open_dataset
-from cnnbench.presets import all_presets, get_preset
+from cnnbench.data.families import FAMILIES
+from cnnbench.data.generate import BLOCK_SIZE, block_rng, build_spec, plan_rng, write_dataset
+from cnnbench.data.h5file import CHUNK_BYTES, COMPRESSION, open_dataset
+from cnnbench.data.presets import all_presets, get_preset
 
 CANONICAL = {"boxes": "boxes-64", "lines": "lines-16", "patches": "patches-64"}
 
@@ -304,7 +304,7 @@ def bare_loop(baseline, info, arrays, task: str, epochs: int, evaluate: bool) ->
     """
     import torch.nn.functional as F
 
-    from cnnbench.train import adam, as_recipe
+    from cnnbench.bench.protocol import adam, as_recipe
 
     torch.manual_seed(0)
     recipe = as_recipe(baseline.make(info), info)
@@ -345,14 +345,14 @@ def bare_loop(baseline, info, arrays, task: str, epochs: int, evaluate: bool) ->
 
 def train_section(rounds: int, folder: Path, n_train: int, epochs: int) -> None:
     from cnnbench.baselines import get_baseline
-    from cnnbench.train import DataInfo, load_splits, run
+    from cnnbench.bench.protocol import DataInfo, load_splits, run
 
     n_eval = max(1, n_train // 5)  # the presets' 5:1:1 splits
     print("## Training: the protocol beside a bare torch loop\n")
     print(f"Each CNN baseline on its family's canonical preset regenerated with {n_train} train, "
           f"{n_eval} val and {n_eval} test images, {epochs} epochs, its own recipe (optimizer, "
           "batch size, preprocessing, augmentation); training images/s = train images x epochs "
-          f"/ seconds; best of {rounds}. *protocol*: `cnnbench.train.run` with the splits in memory "
+          f"/ seconds; best of {rounds}. *protocol*: `cnnbench.bench.protocol.run` with the splits in memory "
           "(val scored every epoch, best weights kept, test scored once). *bare*: the same steps by "
           "hand, training only; *bare + eval*: plus one val pass per epoch and one test pass.\n")
     print("| baseline | preset | protocol img/s | bare img/s | bare + eval img/s | protocol / bare | protocol / bare + eval |")

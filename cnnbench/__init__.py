@@ -10,17 +10,16 @@ From Python (see ``docs/python.md``)::
     cnnbench.record(result)                                        # onto the leaderboard
 
 Torch datasets over the files live in :mod:`cnnbench.torch` (the one module, with
-:mod:`cnnbench.train`, that imports torch: ``import cnnbench`` stays fast). The library
+:mod:`cnnbench.bench.protocol`, that imports torch: ``import cnnbench`` stays fast). The library
 never imports click; the command line lives in :mod:`cnnbench.cli`.
 """
 
 __version__ = "0.1.0"
 
 # ``generate`` is the function; the module cnnbench/generate.py is importlib.import_module's.
-from .api import (boards, cache_dir, from_arrays, generate, load_preset, make_boxes,  # noqa: E402
-                  make_lines, make_patches, record, record_submission, run, score)
+from .api import (boards, cache_dir, from_arrays, generate, load_preset, make_boxes, make_lines, make_patches, record, record_submission, run, score)
 from .errors import CnnbenchError  # noqa: E402
-from .h5format import Dataset, open_dataset  # noqa: E402
+from .data.h5file import Dataset, open_dataset  # noqa: E402
 
 # Imported on first use: these need torch.
 _LAZY = {"Recipe": "train", "DataInfo": "train", "RunResult": "train"}

@@ -18,12 +18,12 @@ import numpy as np
 
 from . import __version__
 from .errors import CnnbenchError, ParamError
-from .families import SPLITS, get_family
-from .generate import Spec, build_spec, generate_arrays, write_dataset
-from .h5format import FORMAT_VERSION, Dataset, check_fingerprint, compute_fingerprint, identity, open_dataset
-from .params import Param
-from .presets import get_preset
-from .streaming import DEFAULT_MEMORY_BUDGET, check_fingerprint_streamed, check_split_name
+from .data.families import SPLITS, get_family
+from .data.generate import Spec, build_spec, generate_arrays, write_dataset
+from .data.h5file import (FORMAT_VERSION, Dataset, check_fingerprint, compute_fingerprint, identity, open_dataset)
+from .data.params import Param
+from .data.presets import get_preset
+from .data.streaming import DEFAULT_MEMORY_BUDGET, check_fingerprint_streamed, check_split_name
 
 # -- library errors that still name a CLI flag, in Python's words ------------------------------
 
@@ -317,7 +317,7 @@ def _factory(model, ds: Dataset) -> tuple[Callable, str, str]:
     """(factory, default name, source) for a baseline name, 'FILE.py:FACTORY' or a callable."""
     if isinstance(model, str):
         if ":" in model:
-            from .models import default_model_name, load_factory
+            from .bench.models import default_model_name, load_factory
 
             with _parameter_names():
                 return load_factory(model), default_model_name(model), "user"
@@ -368,15 +368,15 @@ def run(data, model, *, name: str | None = None, seed: int = 0, epochs: int | No
 
     Returns
     -------
-    RunResult : ``.record`` (a :class:`~cnnbench.records.RunRecord`: test metrics, val
+    RunResult : ``.record`` (a :class:`~cnnbench.board.records.RunRecord`: test metrics, val
         metrics, curves ...), ``.test_predicted``, ``.test_targets``, ``.recipe``.
     """
-    from . import train  # torch, only when something trains
+    from .bench import protocol as train  # torch, only when something trains
 
     ds, arrays = _as_dataset(data)
     factory, default_name, source = _factory(model, ds)
     with _parameter_names():
-        from .records import check_name
+        from .board.records import check_name
 
         row = check_name(name if name is not None else default_name)
         return train.run(ds, factory, name=row, seed=seed, epochs=epochs, device=device, source=source,
@@ -384,7 +384,7 @@ def run(data, model, *, name: str | None = None, seed: int = 0, epochs: int | No
 
 
 def _predictions(predictions):
-    from .predictions import Predictions, load_predictions
+    from .board.predictions import Predictions, load_predictions
 
     if isinstance(predictions, (str, os.PathLike)):
         return load_predictions(predictions)
@@ -407,7 +407,7 @@ def score(dataset, predictions) -> dict:
     -------
     dict : accuracy and per_class_accuracy, or mse, rmse, mae and r2.
     """
-    from .predictions import score_predictions
+    from .board.predictions import score_predictions
 
     ds = dataset if isinstance(dataset, Dataset) else open_dataset(dataset)
     with _parameter_names():
@@ -420,9 +420,9 @@ def record_submission(dataset, predictions, *, name: str, notes: str = "", param
 
     ``db``: the SQLite file (default ``$CNNBENCH_DB``, else
     ``$XDG_DATA_HOME/cnnbench/leaderboard.sqlite``). A refused submission writes nothing.
-    Returns the recorded :class:`~cnnbench.records.RunRecord`.
+    Returns the recorded :class:`~cnnbench.board.records.RunRecord`.
     """
-    from .predictions import Predictions, score_predictions, submission_record
+    from .board.predictions import Predictions, score_predictions, submission_record
 
     ds = dataset if isinstance(dataset, Dataset) else open_dataset(dataset)
     loaded = _predictions(predictions)
@@ -444,8 +444,8 @@ def record(results, *, db: str | os.PathLike | None = None, dataset: Dataset | N
     Returns the new row ids. ``dataset`` (the file the runs scored) stores its optimum and
     preset beside them; by default it is read from the path the records name.
     """
-    from .leaderboard import Leaderboard, resolve_db_path
-    from .records import RunRecord
+    from .board.store import Leaderboard, resolve_db_path
+    from .board.records import RunRecord
 
     items = results if isinstance(results, (list, tuple)) else [results]
     rows = [getattr(r, "record", r) for r in items]
@@ -462,7 +462,7 @@ def boards(dataset=None, *, db: str | os.PathLike | None = None) -> list:
     ``dataset``: a path or Dataset for its boards only. Each board has ``.entries`` (rank,
     name, score, std over seeds ...) and ``.rows()`` (plain dicts).
     """
-    from .leaderboard import Leaderboard, resolve_db_path
+    from .board.store import Leaderboard, resolve_db_path
 
     path = resolve_db_path(db)
     ds = dataset if dataset is None or isinstance(dataset, Dataset) else open_dataset(dataset)

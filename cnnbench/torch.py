@@ -21,8 +21,8 @@ from torch.utils.data import IterableDataset, get_worker_info
 from torch.utils.data import Dataset as _TorchDataset
 
 from .errors import DataIndexError
-from .h5format import Dataset, open_dataset
-from .streaming import DEFAULT_BUFFER_BYTES, ChunkReader, check_split, check_stream_args
+from .data.h5file import Dataset, open_dataset
+from .data.streaming import DEFAULT_BUFFER_BYTES, ChunkReader, check_split, check_stream_args
 
 # h5py's chunk cache per array for H5Dataset: a random index decompresses its whole chunk
 # (~1 MiB); kept, the chunk's other samples cost no second decompression.
@@ -160,7 +160,7 @@ class StreamingDataset(IterableDataset):
     Each epoch reads every chunk of the split once, in an order drawn from (seed, epoch),
     split between DataLoader workers and distributed ranks, and mixes samples through a
     shuffle buffer of at most ``buffer_size`` samples per worker (see
-    :mod:`cnnbench.streaming`). Every sample comes exactly once per epoch, over all ranks
+    :mod:`cnnbench.data.streaming`). Every sample comes exactly once per epoch, over all ranks
     and workers; the same (seed, epoch, rank, world_size, workers, buffer_size) give the
     same batches.
 

@@ -29,11 +29,11 @@ sys.path.insert(0, str(ROOT))  # benchmarks/ is data, not an installed package
 import torch  # noqa: E402
 
 from benchmarks.diagnose_corpus import DATASETS, all_cases  # noqa: E402
-from cnnbench.diagnose import FAIL, WARN, diagnose  # noqa: E402
-from cnnbench.diagnose.thresholds import DEAD_LAYER_FAIL, WEIGHT_SLOW  # noqa: E402
-from cnnbench.generate import build_spec, write_dataset  # noqa: E402
-from cnnbench.h5format import open_dataset  # noqa: E402
-from cnnbench.train import parse_seeds  # noqa: E402
+from cnnbench.bench.diagnose import FAIL, WARN, diagnose  # noqa: E402
+from cnnbench.bench.diagnose.thresholds import DEAD_LAYER_FAIL, WEIGHT_SLOW  # noqa: E402
+from cnnbench.data.generate import build_spec, write_dataset  # noqa: E402
+from cnnbench.data.h5file import open_dataset  # noqa: E402
+from cnnbench.bench.protocol import parse_seeds  # noqa: E402
 
 
 def contradictions(d) -> list[str]:

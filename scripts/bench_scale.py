@@ -55,7 +55,7 @@ def timed(*procs_cmds: list[str]) -> tuple[float, list[float]]:
 
 
 def fingerprint(path: Path) -> str:
-    from cnnbench.h5format import open_dataset
+    from cnnbench.data.h5file import open_dataset
 
     return open_dataset(path).fingerprint[:12]
 

@@ -28,7 +28,7 @@ from pathlib import Path
 import h5py
 import numpy as np
 
-from cnnbench.h5format import open_dataset
+from cnnbench.data.h5file import open_dataset
 from cnnbench.serve.boards import BoardDir, init_board_dir
 from cnnbench.serve.client import submit_remote
 

@@ -5,8 +5,8 @@ from __future__ import annotations
 import pytest
 import torch
 
-from cnnbench.generate import write_dataset
-from cnnbench.presets import get_preset
+from cnnbench.data.generate import write_dataset
+from cnnbench.data.presets import get_preset
 
 # Tiny models train faster on one thread than they synchronise two.
 torch.set_num_threads(1)

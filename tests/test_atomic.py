@@ -31,7 +31,7 @@ def test_a_dataset_writer_stopped_while_opening_leaves_nothing(tmp_path, monkeyp
     # before the with-block (and so __exit__) is entered.
     import h5py
 
-    from cnnbench.h5format import DatasetWriter
+    from cnnbench.data.h5file import DatasetWriter
 
     def interrupted(self, name, *args, **kwargs):
         raise stop
@@ -51,7 +51,7 @@ def test_a_signal_landing_in_a_weakref_callback_still_stops_the_writer(tmp_path)
 
     import numpy as np
 
-    from cnnbench.h5format import DatasetWriter
+    from cnnbench.data.h5file import DatasetWriter
 
     def exit_on_signal(signum, frame):  # what the CLI installs for SIGTERM and SIGHUP
         raise SystemExit(128 + signum)
@@ -90,7 +90,7 @@ def test_a_kill_9_leftover_is_removed_by_the_next_write(tmp_path):
         for path in stale + [live]:
             path.write_bytes(b"half")
         write_text(tmp_path / "grid.png", "new")
-        from cnnbench.h5format import DatasetWriter
+        from cnnbench.data.h5file import DatasetWriter
 
         with pytest.raises(RuntimeError):
             with DatasetWriter(tmp_path / "d.h5", {}):

@@ -1,10 +1,10 @@
-"""cnnbench.augment: exact symmetries, label-preserving, shape/dtype/device kept, reproducible."""
+"""cnnbench.bench.augment: exact symmetries, label-preserving, shape/dtype/device kept, reproducible."""
 
 import numpy as np
 import pytest
 import torch
 
-from cnnbench.augment import Augment, augment_batch, brightness, dihedral, gamma, noise, rotate
+from cnnbench.bench.augment import Augment, augment_batch, brightness, dihedral, gamma, noise, rotate
 
 
 def batch(n=8, c=3, size=12, dtype=torch.float32):

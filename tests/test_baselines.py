@@ -9,9 +9,9 @@ import torch
 
 from cnnbench.baselines import Baseline, all_baselines, applicable, get_baseline
 from cnnbench.errors import UnknownNameError
-from cnnbench.families import FAMILIES
-from cnnbench.generate import build_spec, write_dataset
-from cnnbench.train import Recipe, run
+from cnnbench.data.families import FAMILIES
+from cnnbench.data.generate import build_spec, write_dataset
+from cnnbench.bench.protocol import Recipe, run
 
 
 @pytest.fixture(scope="module")
@@ -52,8 +52,8 @@ def test_every_baseline_trains_one_epoch_on_a_tiny_file_it_applies_to(name, smal
 
 
 def _info(path):
-    from cnnbench.h5format import open_dataset
-    from cnnbench.train import DataInfo
+    from cnnbench.data.h5file import open_dataset
+    from cnnbench.bench.protocol import DataInfo
 
     return DataInfo.from_dataset(open_dataset(path))
 
@@ -87,7 +87,7 @@ def test_ridge_solves_a_linear_regression_task(tmp_path):
 
 def test_p4cnn_is_invariant_to_quarter_turns():
     from cnnbench.baselines.p4_equivariant_cnn import P4CNN
-    from cnnbench.train import DataInfo
+    from cnnbench.bench.protocol import DataInfo
 
     torch.manual_seed(0)
     model = P4CNN(DataInfo("patches", "regression", (16, 16, 3), 1, ("c",), 10)).eval()

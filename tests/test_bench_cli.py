@@ -6,8 +6,8 @@ import pytest
 from click.testing import CliRunner
 
 from cnnbench.cli import main
-from cnnbench.generate import build_spec, write_dataset
-from cnnbench.leaderboard import Leaderboard
+from cnnbench.data.generate import build_spec, write_dataset
+from cnnbench.board.store import Leaderboard
 
 
 def invoke(*args):
@@ -113,7 +113,7 @@ def test_suite_generates_runs_records_and_reports(tmp_path):
 
 
 def test_suite_plan_quick_full_and_medium_on_request():
-    from cnnbench.suite import choose_presets, plan
+    from cnnbench.bench.suite import choose_presets, plan
 
     def planned(full, rungs=None):
         return {s.preset.name: {b.name: len(seeds) for b, seeds in s.runs}
@@ -137,8 +137,8 @@ def test_suite_rejects_unknown_rung_and_preset(tmp_path):
 
 
 def test_figures_are_checked_from_records():
-    from cnnbench.records import RunRecord
-    from cnnbench.suite import check_figures, render_report
+    from cnnbench.board.records import RunRecord
+    from cnnbench.bench.suite import check_figures, render_report
 
     def rec(name, preset, score, seed=0, task="classification", r2=0.5, spread=16.0):
         metrics = ({"accuracy": score, "per_class_accuracy": [score, score]} if task == "classification"
@@ -166,8 +166,8 @@ def test_figures_are_checked_from_records():
 
 
 def test_hard_rung_figure_needs_spread_between_baselines_and_room_above_the_floor():
-    from cnnbench.records import RunRecord
-    from cnnbench.suite import check_figures
+    from cnnbench.board.records import RunRecord
+    from cnnbench.bench.suite import check_figures
 
     def rec(name, preset, rmse, source="baseline"):
         return RunRecord(name=name, source=source, fingerprint="f" * 64, family="boxes", task="regression",
@@ -190,8 +190,8 @@ def test_hard_rung_figure_needs_spread_between_baselines_and_room_above_the_floo
 
 
 def test_report_solved_share_is_against_the_optimum_and_hand_notes_are_kept(tmp_path):
-    from cnnbench.records import RunRecord
-    from cnnbench.suite import NOTES_MARKER, kept_notes, render_report
+    from cnnbench.board.records import RunRecord
+    from cnnbench.bench.suite import NOTES_MARKER, kept_notes, render_report
 
     records = [RunRecord(name="seed000-repro", source="baseline", fingerprint="f" * 64, family="lines",
                          task="classification", metrics={"accuracy": a}, preset="lines-3x3", seed=s)

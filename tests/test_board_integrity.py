@@ -15,10 +15,10 @@ from click.testing import CliRunner
 
 from cnnbench.cli import main
 from cnnbench.errors import FormatError
-from cnnbench.h5format import open_dataset
-from cnnbench.leaderboard import DatasetMismatchError, Leaderboard
-from cnnbench.records import RunRecord
-from cnnbench.public import export_public
+from cnnbench.data.h5file import open_dataset
+from cnnbench.board.store import DatasetMismatchError, Leaderboard
+from cnnbench.board.records import RunRecord
+from cnnbench.board.public import export_public
 
 
 def digest(path) -> str:

@@ -16,10 +16,10 @@ import pytest
 from click.testing import CliRunner
 
 from cnnbench.cli import main
-from cnnbench.h5format import open_dataset
-from cnnbench.leaderboard import MIGRATIONS, BoardWarning, Leaderboard
-from cnnbench.records import RunRecord
-from cnnbench.report import render
+from cnnbench.data.h5file import open_dataset
+from cnnbench.board.store import MIGRATIONS, BoardWarning, Leaderboard
+from cnnbench.board.records import RunRecord
+from cnnbench.board.render import render
 
 FP = "c" * 64
 
@@ -206,7 +206,7 @@ def test_csv_neutralises_formula_cells(tmp_path):
 
 
 def test_csv_keeps_negative_numbers():
-    from cnnbench.report import csv_cell
+    from cnnbench.board.render import csv_cell
 
     assert csv_cell(-0.25) == -0.25 and csv_cell("-0.25") == "'-0.25" and csv_cell(None) == ""
 

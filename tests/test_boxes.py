@@ -8,9 +8,9 @@ import pytest
 from click.testing import CliRunner
 
 from cnnbench.cli import main
-from cnnbench.families import get_family
-from cnnbench.generate import build_spec, generate_arrays, write_dataset
-from cnnbench.presets import get_preset
+from cnnbench.data.families import get_family
+from cnnbench.data.generate import build_spec, generate_arrays, write_dataset
+from cnnbench.data.presets import get_preset
 
 FAMILY = get_family("boxes")
 SIZES = {"n_train": 300, "n_val": 20, "n_test": 200}
@@ -269,7 +269,7 @@ def test_windowed_rendering_is_the_whole_image_rendering(given):
     """Only windows around the shapes are painted: every pixel a shape reaches must be in one,
     with the same bytes as painting every shape over the whole image (edges of the image
     included: shapes are drawn up against them)."""
-    from cnnbench.families import boxes as B
+    from cnnbench.data.families import boxes as B
 
     p = build_spec("boxes", {"n_train": 400, **given}).params
     rng = np.random.default_rng(1)

@@ -87,7 +87,7 @@ def test_workers_still_draw_when_the_default_start_method_is_forkserver(tmp_path
     script = (
         "import multiprocessing, sys\n"
         "multiprocessing.set_start_method('forkserver')\n"
-        "from cnnbench.generate import build_spec, write_dataset\n"
+        "from cnnbench.data.generate import build_spec, write_dataset\n"
         "spec = build_spec('lines', {'size': 4, 'n_train': 3000, 'n_val': 8, 'n_test': 8})\n"
         "write_dataset(spec, sys.argv[1], workers=2)\n")
     out = tmp_path / "l.h5"

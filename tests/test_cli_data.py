@@ -16,8 +16,8 @@ from click.testing import CliRunner
 
 from cnnbench.cli import main
 
-# cnnbench.generate is the public function; the module of the same name, by its full name.
-generate_module = importlib.import_module("cnnbench.generate")
+# cnnbench.data.generate is the public function; the module of the same name, by its full name.
+generate_module = importlib.import_module("cnnbench.data.generate")
 
 
 def run(*args):
@@ -159,7 +159,7 @@ def test_unwritable_folder(tmp_path, monkeypatch):
     folder.mkdir()
     folder.chmod(0o500)
     if os.access(folder, os.W_OK):  # root ignores permissions: make the check see what a user sees
-        monkeypatch.setattr("cnnbench.h5format.os.access", lambda path, mode: False)
+        monkeypatch.setattr("cnnbench.data.h5file.os.access", lambda path, mode: False)
     try:
         assert_one_line_error(run("generate", "lines", "--out", folder / "x.h5"), "is not writable")
         assert list(folder.iterdir()) == []
@@ -174,7 +174,7 @@ def test_file_creation_refused_by_the_system_is_one_line(tmp_path, monkeypatch):
         raise OSError(f"Unable to synchronously create file (unable to open file: name = '{name}', "
                       "errno = 30, error message = 'Read-only file system', flags = 13, o_flags = 242)")
 
-    monkeypatch.setattr("cnnbench.h5format.h5py.File", refuse)
+    monkeypatch.setattr("cnnbench.data.h5file.h5py.File", refuse)
     out = tmp_path / "x.h5"
     result = run("generate", "lines", "--out", out)
     assert_one_line_error(result, f"cannot write '{out}': Read-only file system")
@@ -306,7 +306,7 @@ SLOW_CHILD = """
 import multiprocessing, sys, time
 multiprocessing.set_start_method("fork", force=True)  # workers inherit the stalling draw
 import importlib
-generate = importlib.import_module("cnnbench.generate")
+generate = importlib.import_module("cnnbench.data.generate")
 real_draw = generate._draw_block
 def stalling_draw(*job):
     if job[4] > 0:
@@ -447,7 +447,7 @@ def test_a_file_size_limit_is_one_line_and_leaves_nothing(tmp_path):
 def test_a_full_disk_is_one_line_and_leaves_nothing(tmp_path, monkeypatch):
     import errno
 
-    from cnnbench import h5format
+    from cnnbench.data import h5file as h5format
 
     written = []
     real_write = h5format._GuardedFile.write

@@ -20,10 +20,9 @@ from torch import nn
 
 from cnnbench.baselines import get_baseline
 from cnnbench.cli import main
-from cnnbench.diagnose import (FAIL, PASS, SKIP, DiagnoseError, diagnose, relu_activity, render_text,
-                               resolve_model)
+from cnnbench.bench.diagnose import (FAIL, PASS, SKIP, DiagnoseError, diagnose, relu_activity, render_text, resolve_model)
 from cnnbench.errors import CnnbenchError, ParamError, UnknownNameError
-from cnnbench.generate import build_spec, write_dataset
+from cnnbench.data.generate import build_spec, write_dataset
 
 STEPS = 20  # training probe steps in these tests; the overfit probe runs up to 120
 
@@ -240,7 +239,7 @@ def test_seed000_net_uses_functional_relu_and_is_still_probed(lines3):
 
 
 def test_public_copy_is_enough_and_test_is_never_needed(lines3, tmp_path):
-    from cnnbench.public import export_public
+    from cnnbench.board.public import export_public
 
     public = tmp_path / "public.h5"
     export_public(lines3, public, allow_guessable_seed=True)
@@ -249,8 +248,8 @@ def test_public_copy_is_enough_and_test_is_never_needed(lines3, tmp_path):
 
 
 def test_baseline_context_from_the_leaderboard(boxes16, tmp_path):
-    from cnnbench.leaderboard import Leaderboard
-    from cnnbench.train import run
+    from cnnbench.board.store import Leaderboard
+    from cnnbench.bench.protocol import run
 
     db = tmp_path / "board.sqlite"
     with Leaderboard(db) as board:
@@ -271,7 +270,7 @@ def test_library_errors_are_cnnbench_errors(lines3, boxes16, user_file, tmp_path
     with pytest.raises(UnknownNameError, match="unknown baseline"):
         resolve_model(baseline="nope")
     with pytest.raises(ParamError, match="does not apply"):
-        from cnnbench.h5format import open_dataset
+        from cnnbench.data.h5file import open_dataset
         resolve_model(baseline="seed001-repro", dataset=open_dataset(lines3))
     with pytest.raises(ParamError, match="exactly one"):
         resolve_model()

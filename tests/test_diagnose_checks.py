@@ -14,11 +14,11 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from cnnbench.diagnose import FAIL, PASS, SKIP, WARN, CheckResult, diagnose, rank_causes, render_text
-from cnnbench.diagnose.checks import capacity_check
-from cnnbench.diagnose.trace import Trace, trace_forward
-from cnnbench.generate import build_spec, write_dataset
-from cnnbench.train import Recipe, adam, sgd
+from cnnbench.bench.diagnose import FAIL, PASS, SKIP, WARN, CheckResult, diagnose, rank_causes, render_text
+from cnnbench.bench.diagnose.checks import capacity_check
+from cnnbench.bench.diagnose.trace import Trace, trace_forward
+from cnnbench.data.generate import build_spec, write_dataset
+from cnnbench.bench.protocol import Recipe, adam, sgd
 
 
 @pytest.fixture(scope="module")
@@ -301,14 +301,14 @@ def test_trace_failure_is_not_fatal():
 
 
 def test_a_rising_loss_with_weights_that_barely_move_is_not_a_high_learning_rate():
-    from cnnbench.diagnose.checks import loss_trend_check
+    from cnnbench.bench.diagnose.checks import loss_trend_check
     noisy = [1.0, 0.9, 1.1, 1.0, 0.95] * 4 + [1.2] * 5
     assert loss_trend_check(noisy, 1.0, "mse_loss", median_change=1e-6).cause == "lr-too-low"
     assert loss_trend_check(noisy, 1.0, "mse_loss", median_change=0.05).cause == "lr-too-high"
 
 
 def test_symptom_checks_soften_when_the_rest_of_the_evidence_says_it_learns():
-    from cnnbench.diagnose.probes import _learning_anyway, _slow_start
+    from cnnbench.bench.diagnose.probes import _learning_anyway, _slow_start
 
     dying = [c("dead ReLUs", FAIL, "lr-too-high"), c("loss trend", PASS), c("collapse", PASS)]
     _learning_anyway(dying)

@@ -11,14 +11,14 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 
-from cnnbench import distributed
+from cnnbench.bench import distributed
 from cnnbench.cli import main
 
 # A model without dropout or batch norm: then sharing a batch between ranks changes only the
 # order of float sums, and the scores agree to float32 rounding (DDP docs: docs/scale.md).
 MODEL = """
 import torch
-from cnnbench.train import Recipe
+from cnnbench.bench.protocol import Recipe
 
 def make(info):
     h, w, c = info.image_shape

@@ -4,9 +4,9 @@ import h5py
 import numpy as np
 import pytest
 
-from cnnbench.families import FAMILIES, SPLITS
-from cnnbench.generate import BLOCK_SIZE, build_spec, generate_arrays, write_dataset
-from cnnbench.h5format import compute_fingerprint, open_dataset
+from cnnbench.data.families import FAMILIES, SPLITS
+from cnnbench.data.generate import BLOCK_SIZE, build_spec, generate_arrays, write_dataset
+from cnnbench.data.h5file import compute_fingerprint, open_dataset
 
 FAMILY_NAMES = sorted(FAMILIES)
 SMALL_SIZES = {"n_train": 40, "n_val": 12, "n_test": 10}

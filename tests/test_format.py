@@ -6,7 +6,7 @@ import json
 import h5py
 import numpy as np
 
-from cnnbench.generate import build_spec, spec_from_dict, write_dataset
+from cnnbench.data.generate import build_spec, spec_from_dict, write_dataset
 
 
 def test_plain_h5py_finds_what_the_doc_says(tmp_path):

@@ -11,10 +11,10 @@ import pytest
 from click.testing import CliRunner
 
 from cnnbench.cli import main
-from cnnbench.leaderboard import SCHEMA_VERSION, Leaderboard, LeaderboardError, resolve_db_path
-from cnnbench.ranking import rank
-from cnnbench.records import COLLAPSE_R2, PROTOCOL_VERSION, RunRecord
-from cnnbench.report import render, render_fingerprints
+from cnnbench.board.store import SCHEMA_VERSION, Leaderboard, LeaderboardError, resolve_db_path
+from cnnbench.board.ranking import rank
+from cnnbench.board.records import COLLAPSE_R2, PROTOCOL_VERSION, RunRecord
+from cnnbench.board.render import render, render_fingerprints
 
 FP_A = "a" * 64
 FP_B = "b" * 64
@@ -304,7 +304,7 @@ def test_comparability_fingerprint_and_protocol(db):
 
 
 def test_optimum_stored_from_dataset_file(db, tiny_dataset):
-    from cnnbench.h5format import open_dataset
+    from cnnbench.data.h5file import open_dataset
 
     ds = open_dataset(tiny_dataset)
     with Leaderboard(db) as board:
@@ -362,7 +362,7 @@ def test_cli_leaderboard_formats(db):
 
 
 def test_cli_leaderboard_dataset_file(db, tiny_dataset):
-    from cnnbench.h5format import open_dataset
+    from cnnbench.data.h5file import open_dataset
 
     ds = open_dataset(tiny_dataset)
     with Leaderboard(db) as board:
@@ -482,6 +482,6 @@ def test_cli_preset_recorded_but_no_longer_shipped(db):
 
 
 def test_a_rare_share_is_not_rounded_away():
-    from cnnbench.report import _share
+    from cnnbench.board.render import _share
 
     assert [_share(v) for v in (None, 0.0, 1 / 300, 0.5, 299 / 300, 1.0)] == ["-", "0%", "<1%", "50%", ">99%", "100%"]

@@ -4,8 +4,8 @@ import numpy as np
 import pytest
 
 from cnnbench.errors import ParamError
-from cnnbench.generate import build_spec, generate_arrays
-from cnnbench.presets import get_preset
+from cnnbench.data.generate import build_spec, generate_arrays
+from cnnbench.data.presets import get_preset
 
 
 def arrays(split="train", **given):
@@ -81,7 +81,7 @@ def test_noisy_files_record_an_estimated_optimum_from_the_oracle(tmp_path):
 
     import h5py
 
-    from cnnbench.generate import write_dataset
+    from cnnbench.data.generate import write_dataset
 
     clean, noisy = tmp_path / "clean.h5", tmp_path / "noisy.h5"
     write_dataset(build_spec("lines", {"size": 8, "n_test": 400}), clean)

@@ -10,7 +10,7 @@ from torch import nn
 from cnnbench.baselines import get_baseline
 from cnnbench.baselines.coordconv_liu2018 import coordinate_channels, same_padding
 from cnnbench.baselines.coordconv_regressor import Liu2018CoordConvRegressor
-from cnnbench.train import DataInfo, Split, TargetScaler, predict
+from cnnbench.bench.protocol import DataInfo, Split, TargetScaler, predict
 
 INFO = DataInfo("boxes", "regression", (64, 64, 1), 2, ("x", "y"), 2000)
 
@@ -112,7 +112,7 @@ def test_conv_quadrant_batch_norm_is_tf_momentum_09():
 
 
 def test_suite_full_runs_ten_seeds_of_each_on_both_splits():
-    from cnnbench.suite import choose_presets, plan
+    from cnnbench.bench.suite import choose_presets, plan
 
     full = {s.preset.name: {b.name: len(seeds) for b, seeds in s.runs} for s in plan(choose_presets(True), True)}
     assert full["notsoclevr-quadrant"]["liu2018-coordconv"] == 10
@@ -126,8 +126,8 @@ def test_suite_full_runs_ten_seeds_of_each_on_both_splits():
 
 
 def test_suite_figure_counts_seeds_under_half_a_pixel():
-    from cnnbench.records import RunRecord
-    from cnnbench.suite import check_figures
+    from cnnbench.board.records import RunRecord
+    from cnnbench.bench.suite import check_figures
 
     def rec(name, rmse, seed):
         return RunRecord(name=name, source="baseline", fingerprint="f" * 64, family="boxes", task="regression",

@@ -14,7 +14,7 @@ import pytest
 from click.testing import CliRunner
 
 from cnnbench.cli import main
-from cnnbench.generate import build_spec, write_dataset
+from cnnbench.data.generate import build_spec, write_dataset
 
 SECRET = 2 ** 62 + 1
 

@@ -13,9 +13,9 @@ import numpy as np
 import pytest
 
 from cnnbench.errors import ParamError
-from cnnbench.families import notsoclevr
-from cnnbench.generate import build_spec, generate_arrays
-from cnnbench.presets import get_preset
+from cnnbench.data.families import notsoclevr
+from cnnbench.data.generate import build_spec, generate_arrays
+from cnnbench.data.presets import get_preset
 
 DATA = Path(__file__).parent / "data"
 SPLITS = ("train", "val", "test")

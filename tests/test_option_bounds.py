@@ -10,8 +10,8 @@ import pytest
 from click.testing import CliRunner
 
 from cnnbench.cli import main
-from cnnbench.families import FAMILIES
-from cnnbench.params import DEFAULT_FLOAT_HIGH, MAX_EPOCHS, MAX_STEPS, MAX_THREADS
+from cnnbench.data.families import FAMILIES
+from cnnbench.data.params import DEFAULT_FLOAT_HIGH, MAX_EPOCHS, MAX_STEPS, MAX_THREADS
 
 
 def one_line_error(result) -> str:
@@ -46,7 +46,7 @@ def test_diagnose_steps_bounded(lines3):
 
 def test_submit_params_bounded_leaves_no_database(lines3, tmp_path):
     import numpy as np
-    from cnnbench.h5format import open_dataset
+    from cnnbench.data.h5file import open_dataset
 
     np.save(tmp_path / "p.npy", open_dataset(lines3).load("test", ["targets"])["targets"])
     db = tmp_path / "b.sqlite"
@@ -56,8 +56,8 @@ def test_submit_params_bounded_leaves_no_database(lines3, tmp_path):
 
 
 def test_library_refuses_a_huge_params_before_opening(lines3, tmp_path):
-    from cnnbench.leaderboard import Leaderboard, LeaderboardError
-    from cnnbench.records import RunRecord
+    from cnnbench.board.store import Leaderboard, LeaderboardError
+    from cnnbench.board.records import RunRecord
 
     record = RunRecord(name="x", source="submission", fingerprint="f" * 64, family="lines",
                        task="classification", metrics={"accuracy": 1.0}, params=10**23)

@@ -11,7 +11,7 @@ import pytest
 from click.testing import CliRunner
 
 from cnnbench.cli import main
-from cnnbench.h5format import open_dataset
+from cnnbench.data.h5file import open_dataset
 
 KEEP = b"keep me: not cnnbench's to overwrite"
 

@@ -5,8 +5,8 @@ import pytest
 from click.testing import CliRunner
 
 from cnnbench.cli import main
-from cnnbench.families import patches as P
-from cnnbench.generate import build_spec, generate_arrays
+from cnnbench.data.families import patches as P
+from cnnbench.data.generate import build_spec, generate_arrays
 
 # A clean camera: no gamma, shift, noise or translation, so pixels compare exactly.
 CLEAN = {"render_size": 48, "output_size": 16, "translate": 0.0, "brightness": 0.0, "gamma": 1.0,

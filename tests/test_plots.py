@@ -1,10 +1,10 @@
-"""cnnbench.plots: matplotlib figures of one run (curves, scatter), written atomically."""
+"""cnnbench.board.plots: matplotlib figures of one run (curves, scatter), written atomically."""
 
 import numpy as np
 from PIL import Image
 
-from cnnbench.plots import learning_curves, learning_curves_figure, scatter, scatter_figure
-from cnnbench.records import RunRecord
+from cnnbench.board.plots import learning_curves, learning_curves_figure, scatter, scatter_figure
+from cnnbench.board.records import RunRecord
 
 
 def _record(**kw):

@@ -6,9 +6,9 @@ import numpy as np
 from click.testing import CliRunner
 
 from cnnbench.cli import main
-from cnnbench.h5format import open_dataset
-from cnnbench.leaderboard import Leaderboard
-from cnnbench.predictions import SubmissionError, check_predictions
+from cnnbench.data.h5file import open_dataset
+from cnnbench.board.store import Leaderboard
+from cnnbench.board.predictions import SubmissionError, check_predictions
 
 NAN_MODEL = """
 import torch
@@ -42,7 +42,7 @@ def test_classification_model_with_nan_outputs_refused(lines3, tmp_path):
 def test_train_scores_nan_outputs_as_undefined(lines3):
     import math
 
-    from cnnbench import train
+    from cnnbench.bench import protocol as train
     ns = {}
     exec(NAN_MODEL, ns)
     result = train.run(open_dataset(lines3), ns["make"], name="nan", epochs=1, device="cpu")

@@ -16,8 +16,8 @@ from click.testing import CliRunner
 from starlette.testclient import TestClient
 
 from cnnbench.cli import main
-from cnnbench.h5format import open_dataset
-from cnnbench.metrics import score
+from cnnbench.data.h5file import open_dataset
+from cnnbench.board.metrics import score
 from cnnbench.serve.app import create_app
 from cnnbench.serve.boards import BoardDir, init_board_dir
 
@@ -377,7 +377,7 @@ def test_close_unknown_board(folder):
 
 # -- issue 11's fixes, through the server -------------------------------------------------------
 
-# Uploads are read by cnnbench.predictions.load_predictions: a link to the host's full file
+# Uploads are read by cnnbench.board.predictions.load_predictions: a link to the host's full file
 # is refused there (issue 11 item 2), and so through the server.
 
 

@@ -23,7 +23,7 @@ import pytest
 from click.testing import CliRunner
 
 from cnnbench.cli import main
-from cnnbench.h5format import open_dataset
+from cnnbench.data.h5file import open_dataset
 from cnnbench.serve.boards import BoardDir, init_board_dir
 from cnnbench.serve.client import ServerError, submit_remote
 

@@ -9,9 +9,9 @@ import pytest
 from click.testing import CliRunner
 
 from cnnbench.cli import main
-from cnnbench.generate import BLOCK_SIZE, build_spec, write_dataset
-from cnnbench.h5format import compute_fingerprint, open_dataset
-from cnnbench.shards import block_counts, merge, plan_shard, write_shard
+from cnnbench.data.generate import BLOCK_SIZE, build_spec, write_dataset
+from cnnbench.data.h5file import compute_fingerprint, open_dataset
+from cnnbench.data.shards import block_counts, merge, plan_shard, write_shard
 
 # 5 blocks: train 3 (the last partial), val 1 and test 1, both smaller than one block. Noise
 # makes the optimum an oracle's estimate over the test split, which the merge must reproduce.

@@ -8,9 +8,9 @@ from click.testing import CliRunner
 import cnnbench
 from cnnbench.cli import main
 from cnnbench.errors import FormatError, ParamError
-from cnnbench.leaderboard import Leaderboard
-from cnnbench.streaming import ChunkReader, fits_in_memory, parse_bytes, split_nbytes
-from cnnbench.train import Streamed, prepare_data
+from cnnbench.board.store import Leaderboard
+from cnnbench.data.streaming import ChunkReader, fits_in_memory, parse_bytes, split_nbytes
+from cnnbench.bench.protocol import Streamed, prepare_data
 
 BUDGET = 5_000_000  # 5 MB: over four 1 MiB chunks, under the file's 6.3 MB of arrays
 

@@ -16,12 +16,12 @@ from click.testing import CliRunner
 
 from cnnbench.cli import main
 from cnnbench.errors import CnnbenchError, FormatError
-from cnnbench.h5format import DatasetWriter, open_dataset
-from cnnbench.leaderboard import Leaderboard
-from cnnbench.presets import all_presets
-from cnnbench.predictions import SubmissionError, check_predictions, load_predictions, score_predictions
-from cnnbench.models import default_model_name
-from cnnbench.public import export_public, secret_seed_command
+from cnnbench.data.h5file import DatasetWriter, open_dataset
+from cnnbench.board.store import Leaderboard
+from cnnbench.data.presets import all_presets
+from cnnbench.board.predictions import SubmissionError, check_predictions, load_predictions, score_predictions
+from cnnbench.bench.models import default_model_name
+from cnnbench.board.public import export_public, secret_seed_command
 
 
 # A dataset seed nobody can guess, as a hosted leaderboard's full file would have.
@@ -296,7 +296,7 @@ def test_help(command):
 USER_MODEL = '''
 from torch import nn
 
-from cnnbench.train import Recipe, sgd
+from cnnbench.bench.protocol import Recipe, sgd
 
 
 def make(info):
@@ -513,7 +513,7 @@ def test_plausible_far_predictions_still_scored(regression_file):
 
 
 def test_metrics_overflow_refused_without_warnings(regression_file, monkeypatch):
-    import cnnbench.predictions as predictions
+    import cnnbench.board.predictions as predictions
 
     monkeypatch.setattr(predictions, "PLAUSIBLE_FACTOR", float("inf"))  # the last guard alone
     huge = np.full((10, 2), 1e300)

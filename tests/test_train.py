@@ -10,9 +10,9 @@ import torch
 from torch import nn
 
 from cnnbench.errors import CnnbenchError, ParamError
-from cnnbench.generate import build_spec, write_dataset
-from cnnbench.h5format import DatasetWriter, open_dataset
-from cnnbench.train import DataInfo, Recipe, TargetScaler, parse_seeds, resolve_device, run
+from cnnbench.data.generate import build_spec, write_dataset
+from cnnbench.data.h5file import DatasetWriter, open_dataset
+from cnnbench.bench.protocol import DataInfo, Recipe, TargetScaler, parse_seeds, resolve_device, run
 
 
 def write_regression(path, train, val, test, image_side=4):
@@ -159,7 +159,7 @@ def test_bad_inputs(tmp_path):
 
 
 def test_public_file_without_test_targets_is_refused(tmp_path):
-    from cnnbench.public import export_public
+    from cnnbench.board.public import export_public
 
     path = tmp_path / "l.h5"
     write_dataset(build_spec("lines", {"size": 4, "n_train": 8, "n_val": 8, "n_test": 8}), path)

@@ -2,7 +2,7 @@
 ``cnnbench diagnose`` should name for each (see docs/diagnose.md, "Measured: the corpus").
 
 A :class:`Case` is a model factory (``make(info) -> Recipe``, as ``cnnbench evaluate`` takes),
-the dataset it runs on and the cause keys (:data:`cnnbench.diagnose.CAUSES`) that count as
+the dataset it runs on and the cause keys (:data:`cnnbench.bench.diagnose.CAUSES`) that count as
 naming its bug; a healthy case has none. ``scripts/bench_diagnose.py`` runs them all.
 """
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from cnnbench.train import Recipe, adam, raw_pixels, sgd
+from cnnbench.bench.protocol import Recipe, adam, raw_pixels, sgd
 
 from . import Case
 from .nets import conv_net, freeze_all_but_last, zero_init

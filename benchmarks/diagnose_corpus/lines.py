@@ -6,7 +6,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from cnnbench.train import Recipe, adam, raw_pixels, scale_01, sgd
+from cnnbench.bench.protocol import Recipe, adam, raw_pixels, scale_01, sgd
 
 from . import Case
 from .nets import conv_net, freeze_all_but_last, mlp, zero_init

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from torch import nn
 
-from cnnbench.train import DataInfo
+from cnnbench.bench.protocol import DataInfo
 
 
 def conv_net(info: DataInfo, *, widths=(8, 16), hidden=32, act=nn.ReLU, pool="flatten", bn=False,

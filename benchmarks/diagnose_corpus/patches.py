@@ -5,8 +5,8 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from cnnbench.augment import dihedral
-from cnnbench.train import Recipe, scale_01, sgd
+from cnnbench.bench.augment import dihedral
+from cnnbench.bench.protocol import Recipe, scale_01, sgd
 
 from . import Case
 from .nets import conv_net, mlp

@@ -10,11 +10,11 @@ from pathlib import Path
 import click
 
 from ..atomic import write_text
-from ..distributed import is_writer
+from ..bench.distributed import is_writer
 from ..errors import ParamError
-from ..h5format import check_output_path, open_dataset
-from ..leaderboard import Leaderboard, resolve_db_path
-from ..report import render_fingerprints
+from ..data.h5file import check_output_path, open_dataset
+from ..board.store import Leaderboard, resolve_db_path
+from ..board.render import render_fingerprints
 from . import main
 from .options import db_option, epochs_option, memory_budget_option, threads_option
 from .data import progress_bar
@@ -76,7 +76,7 @@ def _line(record) -> str:
 def _run_many(ds, runs, *, epochs, device, quiet, board, plot_dir=None, on_record=None,
               memory_budget):
     """Train and record each (baseline, seeds); the split arrays are read once for all."""
-    from ..train import prepare_data, run  # torch only for the commands that train
+    from ..bench.protocol import prepare_data, run  # torch only for the commands that train
     arrays = prepare_data(ds, memory_budget)  # in memory, or streamed when over the budget
     records = []
     for baseline, seeds in runs:
@@ -108,7 +108,7 @@ def _plot_paths(ds, folder: Path, name: str, seed: int) -> list[Path]:
 
 
 def _plots(result, ds, folder: Path) -> None:
-    from ..plots import learning_curves, scatter
+    from ..board.plots import learning_curves, scatter
 
     folder.mkdir(parents=True, exist_ok=True)
     r = result.record
@@ -140,7 +140,7 @@ def bench(dataset, names, seeds, plot_dir, force, epochs, device, memory_budget,
       cnnbench bench boxes-64.h5 -b ridge --plot plots/
     """
     from ..baselines import applicable, get_baseline
-    from ..train import parse_seeds
+    from ..bench.protocol import parse_seeds
 
     seed_list = parse_seeds(seeds)
     ds = open_dataset(dataset)
@@ -231,8 +231,8 @@ def suite(full, rungs, preset_names, names, data_dir, seeds, dry_run, report, fo
       cnnbench suite --full --rungs medium
       cnnbench suite --preset lines-3x3 --seeds 0-9
     """
-    from .. import suite as lib
-    from ..train import parse_seeds
+    from ..bench import suite as lib
+    from ..bench.protocol import parse_seeds
 
     started = time.perf_counter()
     seed_list = parse_seeds(seeds) if seeds else None

@@ -8,13 +8,13 @@ import click
 
 from ..atomic import write_text
 from ..errors import ParamError
-from ..distributed import is_writer
-from ..h5format import check_output_path, open_dataset
-from ..leaderboard import Leaderboard, resolve_db_path
-from ..presets import all_presets, get_preset
-from ..report import FORMATS, printable, render, render_html
-from ..public import export_public
-from ..predictions import prepare_submission
+from ..bench.distributed import is_writer
+from ..data.h5file import check_output_path, open_dataset
+from ..board.store import Leaderboard, resolve_db_path
+from ..data.presets import all_presets, get_preset
+from ..board.render import FORMATS, printable, render, render_html
+from ..board.public import export_public
+from ..board.predictions import prepare_submission
 from . import main
 from .options import db_option, epochs_option, memory_budget_option, params_option, threads_option
 
@@ -159,7 +159,7 @@ def export_public_command(dataset, out, force, allow_guessable_seed):
 @main.command()
 @click.argument("dataset", type=click.Path(dir_okay=False))
 @click.option("--model", "model", required=True, metavar="FILE.py:FACTORY | package.module:FACTORY",
-              help="Your model factory: factory(info) -> torch.nn.Module or cnnbench.train.Recipe.")
+              help="Your model factory: factory(info) -> torch.nn.Module or cnnbench.bench.protocol.Recipe.")
 @click.option("--name", default=None,
               help="Name on the leaderboard [default: the file's stem or the module, then the factory: "
                    "mynet:make, mypackage.models:make].")
@@ -177,7 +177,7 @@ def evaluate(dataset, model, name, epochs, seeds, device, memory_budget, notes, 
 
     The factory gets a DataInfo (task, image shape, number of outputs...) and returns a
     torch.nn.Module (trained with the defaults: inputs scaled to [0, 1], Adam 1e-3,
-    cross-entropy on logits or MSE on standardised targets) or a cnnbench.train.Recipe
+    cross-entropy on logits or MSE on standardised targets) or a cnnbench.bench.protocol.Recipe
     choosing the optimizer, loss, preprocessing, augmentation, epochs and batch size. See
     docs/leaderboard.md. Train on train, select the epoch on val, score test once. Your file
     runs as Python: name only code you trust; a package.module is looked up in the current
@@ -186,8 +186,8 @@ def evaluate(dataset, model, name, epochs, seeds, device, memory_budget, notes, 
     \b
       cnnbench evaluate lines-16.h5 --model mynet.py:make --seeds 0-4 --epochs 5
     """
-    from ..models import evaluate_model
-    from ..train import parse_seeds
+    from ..bench.models import evaluate_model
+    from ..bench.protocol import parse_seeds
 
     seed_list = parse_seeds(seeds)
     path = resolve_db_path(db)

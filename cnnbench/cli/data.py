@@ -11,13 +11,13 @@ import click
 from click.core import ParameterSource
 
 from ..errors import ParamError
-from ..families import FAMILIES
-from ..generate import Spec, build_spec, total_samples, write_dataset
-from ..h5format import check_output_path
-from ..inspect import format_summary, summarize
-from ..params import COMMON_PARAMS, MAX_WORKERS, Param
-from ..presets import all_presets, get_preset
-from ..show import render_grid
+from ..data.families import FAMILIES
+from ..data.generate import Spec, build_spec, total_samples, write_dataset
+from ..data.h5file import check_output_path
+from ..data.describe import format_summary, summarize
+from ..data.params import COMMON_PARAMS, MAX_WORKERS, Param
+from ..data.presets import all_presets, get_preset
+from ..data.show import render_grid
 from . import main
 from .progress import ProgressLines
 
@@ -164,7 +164,7 @@ def generate(ctx, presets, out, out_dir, preset_seed, force, workers, quiet, sha
         os.makedirs(out_dir, exist_ok=True)
     stem = ""
     if shard and out_dir:
-        from ..shards import parse_shard
+        from ..data.shards import parse_shard
 
         stem = ".shard-{}-of-{}".format(*parse_shard(shard))
     specs = [(p.spec(preset_seed), out or f"{out_dir.rstrip('/')}/{p.name}{stem}.h5") for p in chosen]

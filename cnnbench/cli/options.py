@@ -5,8 +5,8 @@ from __future__ import annotations
 
 import click
 
-from ..params import MAX_EPOCHS, MAX_THREADS
-from ..records import MAX_PARAMS
+from ..data.params import MAX_EPOCHS, MAX_THREADS
+from ..board.records import MAX_PARAMS
 
 
 def db_option(f):
@@ -48,7 +48,7 @@ def params_option(f):
 
 def _parse_budget(ctx, param, value):
     from ..errors import ParamError
-    from ..streaming import parse_bytes
+    from ..data.streaming import parse_bytes
 
     try:
         return parse_bytes(value)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import click
 
-from ..generate import Spec
+from ..data.generate import Spec
 from . import main
 from .data import progress_bar
 
@@ -15,7 +15,7 @@ def _sizes(sizes: dict) -> str:
 
 def write_one_shard(spec: Spec, out: str, shard: str, force: bool, workers: int, quiet: bool) -> None:
     """``generate ... --shard I/N``: write one shard, say which rows it holds."""
-    from ..shards import parse_shard, plan_shard, write_shard
+    from ..data.shards import parse_shard, plan_shard, write_shard
 
     index, count = parse_shard(shard)
     plan = plan_shard(spec, index, count)  # N larger than the number of blocks: refused now
@@ -51,7 +51,7 @@ def merge(shards, out, virtual, force, quiet):
     Copy (default) when the file will be moved, shared or read often; --virtual when disk
     is short and the shards stay where they are (see docs/scale.md).
     """
-    from ..shards import merge as merge_shards, open_shards
+    from ..data.shards import merge as merge_shards, open_shards
 
     found = open_shards(shards)  # refusals (missing, duplicated, mixed) before any work
     total = sum(s.ds.split_size(split) for s in found for split in ("train", "val", "test"))

@@ -27,9 +27,9 @@ from starlette.routing import Route
 
 from .. import __version__
 from ..errors import CnnbenchError
-from ..leaderboard import LeaderboardError
-from ..records import PRIMARY_METRIC
-from ..records import MAX_NAME, check_name
+from ..board.store import LeaderboardError
+from ..board.records import PRIMARY_METRIC
+from ..board.records import MAX_NAME, check_name
 from . import pages
 from .boards import BoardDir
 from .scoring import LoadedBoard, load_upload, score_parts

@@ -27,9 +27,9 @@ import numpy as np
 
 from ..atomic import atomic_path, write_text
 from ..errors import FormatError, ParamError
-from ..h5format import open_dataset
-from ..public import MIN_SECRET_SEED, export_public
-from ..predictions import submission_record
+from ..data.h5file import open_dataset
+from ..board.public import MIN_SECRET_SEED, export_public
+from ..board.predictions import submission_record
 from .scoring import LoadedBoard, score_parts
 from .store import Store
 
@@ -153,13 +153,13 @@ def init_board_dir(path, presets=(), datasets=(), names=None, public_fraction: f
 
     ``presets``: each generated with a fresh secret seed. ``datasets``: full files the host
     generated already (with a secret seed), copied in. Each board gets its public copy
-    (:func:`cnnbench.public.export_public`, which refuses a file whose seed can be guessed),
+    (:func:`cnnbench.board.public.export_public`, which refuses a file whose seed can be guessed),
     a secret public/private split of its test rows and, with ``references``, the reference
     predictors' rows scored on both parts. A board is assembled in a hidden folder and renamed
     into place, then the config is rewritten: an interrupted init leaves no half board.
     """
-    from ..generate import write_dataset
-    from ..presets import get_preset
+    from ..data.generate import write_dataset
+    from ..data.presets import get_preset
 
     say = progress or (lambda text: None)
     if not 0 < public_fraction < 1:
@@ -245,7 +245,7 @@ def init_board_dir(path, presets=(), datasets=(), names=None, public_fraction: f
 def record_references(store: Store, board: LoadedBoard) -> list[str]:
     """Fit the quick reference predictors (majority/mean, ridge...) on the full file and record
     their test predictions like a submission, scored on both parts; return their names."""
-    from .. import train
+    from ..bench import protocol as train
     from ..baselines import applicable
 
     dataset = board.dataset

@@ -1,9 +1,9 @@
 """Server-rendered pages (no script): an index of boards and one page per board.
 
-A board page is the static HTML export (:func:`cnnbench.report.render_html`: ranking, chart,
+A board page is the static HTML export (:func:`cnnbench.board.render.render_html`: ranking, chart,
 known optimum, reference rows) of the live board, ranked on the public part of the test set,
 and, once the host has closed the board, of the final board ranked on the private part, first.
-Both are ranked by :func:`cnnbench.ranking.rank`, from runs read in one snapshot, so a
+Both are ranked by :func:`cnnbench.board.ranking.rank`, from runs read in one snapshot, so a
 page never shows a run without its submission row or the other way round.
 """
 
@@ -12,9 +12,9 @@ from __future__ import annotations
 import html
 from dataclasses import replace
 
-from ..ranking import Board, rank
-from ..records import PRIMARY_METRIC
-from ..report import render_html
+from ..board.ranking import Board, rank
+from ..board.records import PRIMARY_METRIC
+from ..board.render import render_html
 from .scoring import LoadedBoard
 from .store import Store
 

@@ -1,8 +1,8 @@
 """Scoring an upload on the two parts of a hosted board's test set.
 
-Reading and checking the predictions is the library's (:func:`cnnbench.predictions.load_predictions`,
-:func:`cnnbench.predictions.check_predictions`, the plausibility bound), and so is each part's score
-(:func:`cnnbench.metrics.score`). What is added: the bytes of an upload are read from a private
+Reading and checking the predictions is the library's (:func:`cnnbench.board.predictions.load_predictions`,
+:func:`cnnbench.board.predictions.check_predictions`, the plausibility bound), and so is each part's score
+(:func:`cnnbench.board.metrics.score`). What is added: the bytes of an upload are read from a private
 temporary file, and the test set is scored as two parts, the public one (shown live) and the
 private one (shown when the board closes). Only scalar metrics are kept: per-class accuracies
 on a small part would tell a prober more per submission than the score.
@@ -17,11 +17,11 @@ from pathlib import Path, PurePosixPath, PureWindowsPath
 
 import numpy as np
 
-from .. import predictions
+from ..board import predictions
 from ..errors import CnnbenchError, FormatError
-from ..h5format import SPLITS, Dataset, check_fingerprint, open_dataset
-from ..metrics import score
-from ..records import PRIMARY_METRIC
+from ..data.h5file import SPLITS, Dataset, check_fingerprint, open_dataset
+from ..board.metrics import score
+from ..board.records import PRIMARY_METRIC
 
 
 @dataclass
@@ -57,7 +57,7 @@ class LoadedBoard:
 
 
 def load_upload(data: bytes, filename: str) -> predictions.Predictions:
-    """Predictions from an upload's bytes, read by :func:`cnnbench.predictions.load_predictions`.
+    """Predictions from an upload's bytes, read by :func:`cnnbench.board.predictions.load_predictions`.
 
     The format comes from the filename's suffix; messages name the upload, not the temporary file.
     """

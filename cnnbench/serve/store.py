@@ -20,7 +20,7 @@ from dataclasses import dataclass
 from datetime import datetime, timezone
 
 from ..errors import CnnbenchError, ParamError
-from ..leaderboard import Leaderboard, LeaderboardError
+from ..board.store import Leaderboard, LeaderboardError
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS serve_tokens (

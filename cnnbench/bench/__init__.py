@@ -1,0 +1,1 @@
+"""The training protocol and what runs it: suites, diagnosis, distribution."""

@@ -1,0 +1,1 @@
+"""Runs, their ranking and rendering, and submissions; never trains."""

@@ -1,0 +1,1 @@
+"""Making and reading dataset files; knows nothing of training or boards."""
