@@ -16,13 +16,14 @@ never imports click; the command line lives in :mod:`cnnbench.cli`.
 
 __version__ = "0.1.0"
 
-# ``generate`` is the function; the module cnnbench/generate.py is importlib.import_module's.
-from .api import (boards, cache_dir, from_arrays, generate, load_preset, make_boxes, make_lines, make_patches, record, record_submission, run, score)
+# ``generate`` is the function; the generator module is cnnbench.data.generate.
+from .api import (boards, cache_dir, from_arrays, generate, load_preset, make_boxes, make_lines, make_patches,
+                  record, record_submission, run, score)
 from .errors import CnnbenchError  # noqa: E402
 from .data.h5file import Dataset, open_dataset  # noqa: E402
 
 # Imported on first use: these need torch.
-_LAZY = {"Recipe": "train", "DataInfo": "train", "RunResult": "train"}
+_LAZY = {"Recipe": "bench.protocol", "DataInfo": "bench.protocol", "RunResult": "bench.protocol"}
 
 
 def __getattr__(name):

@@ -172,3 +172,10 @@ def test_run_accepts_in_memory_arrays_and_a_factory():
 def test_import_cnnbench_does_not_import_torch():
     code = "import sys, cnnbench; cnnbench.make_lines(3); assert 'torch' not in sys.modules, 'torch'"
     subprocess.run([sys.executable, "-c", code], check=True, env={**os.environ, "PYTHONWARNINGS": "error"})
+
+
+def test_torch_names_are_lazy_attributes_of_the_package():
+    from cnnbench.bench import protocol
+
+    assert (cnnbench.Recipe, cnnbench.DataInfo, cnnbench.RunResult) == (
+        protocol.Recipe, protocol.DataInfo, protocol.RunResult)

@@ -17,7 +17,7 @@ from pathlib import Path, PurePosixPath, PureWindowsPath
 
 import numpy as np
 
-from ..board import predictions
+from ..board import predictions as reading
 from ..errors import CnnbenchError, FormatError
 from ..data.h5file import SPLITS, Dataset, check_fingerprint, open_dataset
 from ..board.metrics import score
@@ -56,21 +56,21 @@ class LoadedBoard:
         return {"public": int(self.public_rows.sum()), "private": int((~self.public_rows).sum())}
 
 
-def load_upload(data: bytes, filename: str) -> predictions.Predictions:
+def load_upload(data: bytes, filename: str) -> reading.Predictions:
     """Predictions from an upload's bytes, read by :func:`cnnbench.board.predictions.load_predictions`.
 
     The format comes from the filename's suffix; messages name the upload, not the temporary file.
     """
     shown = PureWindowsPath(PurePosixPath(filename or "").name).name or "upload"
     suffix = Path(shown).suffix.lower()
-    if suffix not in predictions.PREDICTION_SUFFIXES:
+    if suffix not in reading.PREDICTION_SUFFIXES:
         raise FormatError(f"{shown}: unknown predictions format {suffix or '(no suffix)'!r} "
-                          f"(expected {', '.join(predictions.PREDICTION_SUFFIXES)})")
+                          f"(expected {', '.join(reading.PREDICTION_SUFFIXES)})")
     with tempfile.TemporaryDirectory(prefix="cnnbench-upload-") as folder:
         path = Path(folder) / f"predictions{suffix}"
         path.write_bytes(data)
         try:
-            return predictions.load_predictions(path)
+            return reading.load_predictions(path)
         except CnnbenchError as exc:
             raise type(exc)(str(exc).replace(str(path), shown)) from None
 
@@ -82,15 +82,15 @@ def _scalars(metrics: dict) -> dict:
 def score_parts(board: LoadedBoard, predictions) -> tuple[dict, dict]:
     """(public metrics, private metrics) of valid predictions; :class:`SubmissionError` otherwise."""
     dataset = board.dataset
-    checked = predictions.check_predictions(dataset, predictions)
+    checked = reading.check_predictions(dataset, predictions)
     if dataset.task == "regression":
-        predictions._check_plausible(board.train_targets, checked)
+        reading._check_plausible(board.train_targets, checked)
     metric = PRIMARY_METRIC[dataset.task][0]
     out = []
     for rows in (board.public_rows, ~board.public_rows):
         with np.errstate(all="ignore"):
             metrics = _scalars(score(dataset.task, checked[rows], board.test_targets[rows], dataset.num_classes))
         if not math.isfinite(metrics[metric]):
-            raise predictions.SubmissionError(f"predictions give a non-finite {metric}: values too large to score")
+            raise reading.SubmissionError(f"predictions give a non-finite {metric}: values too large to score")
         out.append(metrics)
     return out[0], out[1]
