@@ -278,8 +278,10 @@ def suite(full, rungs, preset_names, names, data_dir, seeds, dry_run, report, fo
                 + (["--epochs", str(epochs)] if epochs else []))
         whole = full and not (rungs or preset_names or names or seeds or epochs)
         command = " ".join(["cnnbench suite", *map(shlex.quote, args)])
+        left_out = ([p.name for p in lib.choose_presets(True, rungs.split(",") if rungs else None)
+                     if p.name not in {s.preset.name for s in steps}] if full else [])
         write_text(report, lib.render_report(records, total_s, optimum, command, whole_suite=whole,
-                                             kept=lib.kept_notes(report)))
+                                             kept=lib.kept_notes(report), left_out=left_out))
         click.echo(f"wrote {report}")
     plural = "s" if len(steps) != 1 else ""
     click.echo(f"suite: {len(records)} runs on {len(steps)} dataset{plural} in {total_s:.0f} s; recorded in {path}")
