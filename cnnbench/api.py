@@ -317,7 +317,7 @@ def _factory(model, ds: Dataset) -> tuple[Callable, str, str]:
     """(factory, default name, source) for a baseline name, 'FILE.py:FACTORY' or a callable."""
     if isinstance(model, str):
         if ":" in model:
-            from .submit import default_model_name, load_factory
+            from .models import default_model_name, load_factory
 
             with _parameter_names():
                 return load_factory(model), default_model_name(model), "user"
@@ -376,7 +376,7 @@ def run(data, model, *, name: str | None = None, seed: int = 0, epochs: int | No
     ds, arrays = _as_dataset(data)
     factory, default_name, source = _factory(model, ds)
     with _parameter_names():
-        from .submit import check_name
+        from .records import check_name
 
         row = check_name(name if name is not None else default_name)
         return train.run(ds, factory, name=row, seed=seed, epochs=epochs, device=device, source=source,
@@ -384,7 +384,7 @@ def run(data, model, *, name: str | None = None, seed: int = 0, epochs: int | No
 
 
 def _predictions(predictions):
-    from .submit import Predictions, load_predictions
+    from .predictions import Predictions, load_predictions
 
     if isinstance(predictions, (str, os.PathLike)):
         return load_predictions(predictions)
@@ -407,7 +407,7 @@ def score(dataset, predictions) -> dict:
     -------
     dict : accuracy and per_class_accuracy, or mse, rmse, mae and r2.
     """
-    from .submit import score_predictions
+    from .predictions import score_predictions
 
     ds = dataset if isinstance(dataset, Dataset) else open_dataset(dataset)
     with _parameter_names():
@@ -422,7 +422,7 @@ def record_submission(dataset, predictions, *, name: str, notes: str = "", param
     ``$XDG_DATA_HOME/cnnbench/leaderboard.sqlite``). A refused submission writes nothing.
     Returns the recorded :class:`~cnnbench.records.RunRecord`.
     """
-    from .submit import Predictions, score_predictions, submission_record
+    from .predictions import Predictions, score_predictions, submission_record
 
     ds = dataset if isinstance(dataset, Dataset) else open_dataset(dataset)
     loaded = _predictions(predictions)

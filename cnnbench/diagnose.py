@@ -185,7 +185,7 @@ def resolve_model(model: str | None = None, baseline: str | None = None,
             raise ParamError(f"baseline {chosen.name!r} does not apply to {dataset.family} "
                              f"({dataset.task}); see cnnbench baselines")
         return chosen.make, chosen.name
-    from .submit import load_factory
+    from .models import load_factory
 
     return load_factory(model), model
 

@@ -18,7 +18,7 @@ from .errors import ParamError
 # an image or a target, is a typo, not a request).
 DEFAULT_INT_HIGH = 2**31 - 1
 DEFAULT_FLOAT_HIGH = 1e6
-DATASET_SEED_HIGH = 2**63 - 1  # secret seeds are drawn below 2**63 (submit.secret_seed_command)
+DATASET_SEED_HIGH = 2**63 - 1  # secret seeds are drawn below 2**63 (public.secret_seed_command)
 
 # The run options' ranges, declared once: the CLI's click types and the library functions
 # that take these values use them, and --help shows them. torch segfaults past some thousands

@@ -18,7 +18,7 @@ from cnnbench.errors import FormatError
 from cnnbench.h5format import open_dataset
 from cnnbench.leaderboard import DatasetMismatchError, Leaderboard
 from cnnbench.records import RunRecord
-from cnnbench.submit import export_public
+from cnnbench.public import export_public
 
 
 def digest(path) -> str:

@@ -238,7 +238,7 @@ def test_seed000_net_uses_functional_relu_and_is_still_probed(lines3):
 
 
 def test_public_copy_is_enough_and_test_is_never_needed(lines3, tmp_path):
-    from cnnbench.submit import export_public
+    from cnnbench.public import export_public
 
     public = tmp_path / "public.h5"
     export_public(lines3, public, allow_guessable_seed=True)

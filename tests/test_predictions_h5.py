@@ -15,7 +15,7 @@ from click.testing import CliRunner
 from cnnbench.cli import main
 from cnnbench.errors import CnnbenchError
 from cnnbench.h5format import open_dataset
-from cnnbench.submit import load_predictions, score_predictions
+from cnnbench.predictions import load_predictions, score_predictions
 
 SECRET_SEED = 7_340_011_902_116_554_031
 

@@ -18,7 +18,7 @@ from cnnbench.errors import CnnbenchError, FormatError
 from cnnbench.generate import build_spec, write_dataset
 from cnnbench.h5format import check_fingerprint, compute_fingerprint, open_dataset
 from cnnbench.presets import get_preset
-from cnnbench.submit import export_public
+from cnnbench.public import export_public
 
 SECRET_SEED = 7_340_912_553_017_264_381
 

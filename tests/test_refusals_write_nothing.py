@@ -8,7 +8,7 @@ from click.testing import CliRunner
 
 from cnnbench.cli import main
 from cnnbench.generate import build_spec, write_dataset
-from cnnbench.submit import export_public
+from cnnbench.public import export_public
 
 NAN_MODEL = '''
 import torch

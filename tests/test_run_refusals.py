@@ -8,7 +8,7 @@ from click.testing import CliRunner
 from cnnbench.cli import main
 from cnnbench.h5format import open_dataset
 from cnnbench.leaderboard import Leaderboard
-from cnnbench.submit import SubmissionError, check_predictions
+from cnnbench.predictions import SubmissionError, check_predictions
 
 NAN_MODEL = """
 import torch

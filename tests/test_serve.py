@@ -377,16 +377,10 @@ def test_close_unknown_board(folder):
 
 # -- issue 11's fixes, through the server -------------------------------------------------------
 
-from cnnbench import submit as _submit_module  # noqa: E402
-
-# Reading .h5 predictions only from plain datasets is sec-board's change to cnnbench/submit.py
-# (issue 11 item 2); the server reads uploads with that function, so the fix applies here once
-# it lands. Until then this test is expected to fail (strict: it must flip when the fix merges).
-needs_plain_h5 = pytest.mark.xfail(not hasattr(_submit_module, "_plain_dataset"), strict=True,
-                                   reason="needs issue 11 item 2 (plain .h5 datasets only) in cnnbench/submit.py")
+# Uploads are read by cnnbench.predictions.load_predictions: a link to the host's full file
+# is refused there (issue 11 item 2), and so through the server.
 
 
-@needs_plain_h5
 def test_an_external_link_to_the_full_file_is_refused(api, tmp_path):
     full = api.folder.board_path("tiny").resolve() / "full.h5"
     with h5py.File(tmp_path / "p.h5", "w") as f:

@@ -16,12 +16,12 @@ from click.testing import CliRunner
 
 from cnnbench.cli import main
 from cnnbench.errors import CnnbenchError, FormatError
-from cnnbench.generate import build_spec
 from cnnbench.h5format import DatasetWriter, open_dataset
 from cnnbench.leaderboard import Leaderboard
 from cnnbench.presets import all_presets
-from cnnbench.submit import (SubmissionError, check_predictions, default_model_name, export_public,
-                             load_predictions, score_predictions, secret_seed_command)
+from cnnbench.predictions import SubmissionError, check_predictions, load_predictions, score_predictions
+from cnnbench.models import default_model_name
+from cnnbench.public import export_public, secret_seed_command
 
 
 # A dataset seed nobody can guess, as a hosted leaderboard's full file would have.
@@ -513,9 +513,9 @@ def test_plausible_far_predictions_still_scored(regression_file):
 
 
 def test_metrics_overflow_refused_without_warnings(regression_file, monkeypatch):
-    import cnnbench.submit as submit
+    import cnnbench.predictions as predictions
 
-    monkeypatch.setattr(submit, "PLAUSIBLE_FACTOR", float("inf"))  # the last guard alone
+    monkeypatch.setattr(predictions, "PLAUSIBLE_FACTOR", float("inf"))  # the last guard alone
     huge = np.full((10, 2), 1e300)
     with warnings.catch_warnings():
         warnings.simplefilter("error")

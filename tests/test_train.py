@@ -159,7 +159,7 @@ def test_bad_inputs(tmp_path):
 
 
 def test_public_file_without_test_targets_is_refused(tmp_path):
-    from cnnbench.submit import export_public
+    from cnnbench.public import export_public
 
     path = tmp_path / "l.h5"
     write_dataset(build_spec("lines", {"size": 4, "n_train": 8, "n_val": 8, "n_test": 8}), path)

@@ -13,7 +13,8 @@ from ..h5format import check_output_path, open_dataset
 from ..leaderboard import Leaderboard, resolve_db_path
 from ..presets import all_presets, get_preset
 from ..report import FORMATS, printable, render, render_html
-from ..submit import export_public, prepare_submission
+from ..public import export_public
+from ..predictions import prepare_submission
 from . import main
 from .options import db_option, epochs_option, memory_budget_option, params_option, threads_option
 
@@ -185,7 +186,7 @@ def evaluate(dataset, model, name, epochs, seeds, device, memory_budget, notes, 
     \b
       cnnbench evaluate lines-16.h5 --model mynet.py:make --seeds 0-4 --epochs 5
     """
-    from ..submit import evaluate_model
+    from ..models import evaluate_model
     from ..train import parse_seeds
 
     seed_list = parse_seeds(seeds)

@@ -29,7 +29,7 @@ from .. import __version__
 from ..errors import CnnbenchError
 from ..leaderboard import LeaderboardError
 from ..records import PRIMARY_METRIC
-from ..submit import MAX_NAME, check_name
+from ..records import MAX_NAME, check_name
 from . import pages
 from .boards import BoardDir
 from .scoring import LoadedBoard, load_upload, score_parts

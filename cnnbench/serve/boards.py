@@ -28,7 +28,8 @@ import numpy as np
 from ..atomic import atomic_path, write_text
 from ..errors import FormatError, ParamError
 from ..h5format import open_dataset
-from ..submit import MIN_SECRET_SEED, export_public, submission_record
+from ..public import MIN_SECRET_SEED, export_public
+from ..predictions import submission_record
 from .scoring import LoadedBoard, score_parts
 from .store import Store
 
@@ -152,7 +153,7 @@ def init_board_dir(path, presets=(), datasets=(), names=None, public_fraction: f
 
     ``presets``: each generated with a fresh secret seed. ``datasets``: full files the host
     generated already (with a secret seed), copied in. Each board gets its public copy
-    (:func:`cnnbench.submit.export_public`, which refuses a file whose seed can be guessed),
+    (:func:`cnnbench.public.export_public`, which refuses a file whose seed can be guessed),
     a secret public/private split of its test rows and, with ``references``, the reference
     predictors' rows scored on both parts. A board is assembled in a hidden folder and renamed
     into place, then the config is rewritten: an interrupted init leaves no half board.

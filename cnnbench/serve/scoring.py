@@ -1,7 +1,7 @@
 """Scoring an upload on the two parts of a hosted board's test set.
 
-Reading and checking the predictions is the library's (:func:`cnnbench.submit.load_predictions`,
-:func:`cnnbench.submit.check_predictions`, the plausibility bound), and so is each part's score
+Reading and checking the predictions is the library's (:func:`cnnbench.predictions.load_predictions`,
+:func:`cnnbench.predictions.check_predictions`, the plausibility bound), and so is each part's score
 (:func:`cnnbench.metrics.score`). What is added: the bytes of an upload are read from a private
 temporary file, and the test set is scored as two parts, the public one (shown live) and the
 private one (shown when the board closes). Only scalar metrics are kept: per-class accuracies
@@ -17,7 +17,7 @@ from pathlib import Path, PurePosixPath, PureWindowsPath
 
 import numpy as np
 
-from .. import submit
+from .. import predictions
 from ..errors import CnnbenchError, FormatError
 from ..h5format import SPLITS, Dataset, check_fingerprint, open_dataset
 from ..metrics import score
@@ -56,21 +56,21 @@ class LoadedBoard:
         return {"public": int(self.public_rows.sum()), "private": int((~self.public_rows).sum())}
 
 
-def load_upload(data: bytes, filename: str) -> submit.Predictions:
-    """Predictions from an upload's bytes, read by :func:`cnnbench.submit.load_predictions`.
+def load_upload(data: bytes, filename: str) -> predictions.Predictions:
+    """Predictions from an upload's bytes, read by :func:`cnnbench.predictions.load_predictions`.
 
     The format comes from the filename's suffix; messages name the upload, not the temporary file.
     """
     shown = PureWindowsPath(PurePosixPath(filename or "").name).name or "upload"
     suffix = Path(shown).suffix.lower()
-    if suffix not in submit.PREDICTION_SUFFIXES:
+    if suffix not in predictions.PREDICTION_SUFFIXES:
         raise FormatError(f"{shown}: unknown predictions format {suffix or '(no suffix)'!r} "
-                          f"(expected {', '.join(submit.PREDICTION_SUFFIXES)})")
+                          f"(expected {', '.join(predictions.PREDICTION_SUFFIXES)})")
     with tempfile.TemporaryDirectory(prefix="cnnbench-upload-") as folder:
         path = Path(folder) / f"predictions{suffix}"
         path.write_bytes(data)
         try:
-            return submit.load_predictions(path)
+            return predictions.load_predictions(path)
         except CnnbenchError as exc:
             raise type(exc)(str(exc).replace(str(path), shown)) from None
 
@@ -82,15 +82,15 @@ def _scalars(metrics: dict) -> dict:
 def score_parts(board: LoadedBoard, predictions) -> tuple[dict, dict]:
     """(public metrics, private metrics) of valid predictions; :class:`SubmissionError` otherwise."""
     dataset = board.dataset
-    checked = submit.check_predictions(dataset, predictions)
+    checked = predictions.check_predictions(dataset, predictions)
     if dataset.task == "regression":
-        submit._check_plausible(board.train_targets, checked)
+        predictions._check_plausible(board.train_targets, checked)
     metric = PRIMARY_METRIC[dataset.task][0]
     out = []
     for rows in (board.public_rows, ~board.public_rows):
         with np.errstate(all="ignore"):
             metrics = _scalars(score(dataset.task, checked[rows], board.test_targets[rows], dataset.num_classes))
         if not math.isfinite(metrics[metric]):
-            raise submit.SubmissionError(f"predictions give a non-finite {metric}: values too large to score")
+            raise predictions.SubmissionError(f"predictions give a non-finite {metric}: values too large to score")
         out.append(metrics)
     return out[0], out[1]

@@ -1,23 +1,20 @@
-"""Submissions: scoring predictions made elsewhere, and the public copy of a dataset.
+"""Predictions made elsewhere: read without executing anything, checked, and scored.
 
 Predictions are loaded without executing anything (``numpy.load(..., allow_pickle=False)``,
-CSV as text, HDF5 arrays through h5py), checked against the dataset's test split, and scored by
-:func:`cnnbench.metrics.score`, the code that scores the baselines, against a dataset file whose
-arrays still match its recorded fingerprint. Every check runs before the leaderboard is opened,
-so a refused submission leaves the database untouched.
-
-The public copy withholds the test targets and the dataset seed: with the seed, anyone could
-regenerate the file and read the answers. A file whose seed can be guessed (a preset's
-published seed, or any small number) is refused unless the maintainer opts in.
+CSV as text, HDF5 arrays only from a plain dataset stored in the submitted file), checked
+against the dataset's test split, and scored by :func:`cnnbench.metrics.score`, the code that
+scores the baselines, against a dataset file whose arrays still match its recorded
+fingerprint. Every check runs before the leaderboard is opened, so a refused submission
+leaves the database untouched.
 """
+
 
 from __future__ import annotations
 
 import csv
 import hashlib
-import json
 import os
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
 
@@ -25,11 +22,9 @@ import h5py
 import numpy as np
 
 from . import __version__
-from .errors import CnnbenchError, FormatError, ParamError, UnknownNameError
-from .generate import first_samples, spec_from_dict
-from .h5format import SPLITS, Dataset, DatasetWriter, check_fingerprint, check_output_path, open_dataset
+from .errors import FormatError, ParamError
+from .h5format import SPLITS, Dataset, check_fingerprint, open_dataset
 from .metrics import score
-from .params import MAX_EPOCHS, check_run_int
 from .records import MAX_NAME, MAX_PARAMS, PRIMARY_METRIC, RunRecord, check_name, check_notes  # noqa: F401
 from .shards import refuse_shard
 
@@ -39,8 +34,6 @@ NUMERIC_KINDS = "iuf"
 # A regression prediction further than this many times the training targets' largest magnitude
 # (at least 1) from zero is a unit or scaling mistake, not a prediction: refused, not ranked last.
 PLAUSIBLE_FACTOR = 1e6
-# Dataset seeds below this can be found by trying every one against the public file.
-MIN_SECRET_SEED = 2 ** 32
 
 
 class SubmissionError(ParamError):
@@ -333,232 +326,3 @@ def prepare_submission(dataset_path, predictions_path, name: str, notes: str = "
     predictions = load_predictions(predictions_path)
     metrics = score_predictions(dataset, predictions)
     return dataset, submission_record(dataset, predictions, metrics, name, notes, params)
-
-
-# -- the public copy ------------------------------------------------------------------------
-
-def public_spec(spec: dict) -> dict:
-    """The spec a public copy shows: the seed withheld (``seed`` None, ``seed_withheld`` True)."""
-    return {**spec, "seed": None, "seed_withheld": True}
-
-
-def guessable_seed(spec: dict) -> str | None:
-    """Why a file's dataset seed is no secret (anyone could regenerate it), or None."""
-    seed, name = spec.get("seed"), spec.get("preset")
-    if name:
-        from .presets import get_preset
-
-        try:
-            preset = get_preset(name)
-        except UnknownNameError:
-            preset = None
-        if preset is not None and seed == preset.spec().seed:
-            return (f"it is preset {name} with its published seed {seed} (datasets/{name}.toml): anyone "
-                    f"can regenerate its test labels; generate it with a secret seed: "
-                    f"{secret_seed_command(preset)}")
-    if not isinstance(seed, int) or seed < MIN_SECRET_SEED:
-        return (f"its seed {seed} is small enough to find by trying every seed; generate it again with "
-                f"--seed $(python3 -c 'import secrets; print(secrets.randbits(63))')")
-    return None
-
-
-def secret_seed_command(preset) -> str:
-    """``cnnbench generate`` of a preset with a random secret seed."""
-    return (f"cnnbench generate --preset {preset.name} "
-            f"--seed $(python3 -c 'import secrets; print(secrets.randbits(63))') --out FULL.h5")
-
-
-# Rows per copied block of a public copy: memory stays flat however large the split.
-PUBLIC_COPY_BYTES = 64 << 20
-
-
-# Test samples drawn per seed by seed_independent: enough that random labels never agree by chance.
-SEED_CHECK_SAMPLES = 16
-
-
-def seed_independent(dataset: Dataset) -> str | None:
-    """Why a secret seed would hide nothing: the test labels do not depend on it; else None.
-
-    The first test samples are drawn with three other seeds; when their targets come out the
-    same each time (lines-3x3: a grid layout, the same six images whatever the seed), anyone
-    can regenerate the test labels without knowing the seed. Random labels agree by chance
-    with odds of at most 2^-(2 x 16); the draws take seconds on the slowest family.
-    """
-    try:
-        spec = spec_from_dict(dataset.spec)
-    except (CnnbenchError, KeyError, TypeError) as exc:
-        raise ParamError(f"{dataset.path}: its spec cannot be regenerated by this cnnbench ({exc}), so "
-                         f"whether its test labels depend on its seed cannot be checked") from None
-    seeds = [(spec.seed + k) % 2 ** 63 for k in (1, 2, 3)]
-    drawn = [first_samples(replace(spec, seed=seed), "test", SEED_CHECK_SAMPLES)["targets"] for seed in seeds]
-    if any(not np.array_equal(drawn[0], other) for other in drawn[1:]):
-        return None
-    return (f"its test labels do not depend on its seed (drawn with seeds {seeds[0]}, {seeds[1]} and "
-            f"{seeds[2]}, its first {len(drawn[0])} test targets come out the same): anyone can regenerate "
-            f"them, a secret seed hides nothing; choose parameters whose samples are drawn at random")
-
-
-def export_public(dataset_path, out, force: bool = False, allow_guessable_seed: bool = False) -> Dataset:
-    """Write a public copy of a dataset: no test targets, no test extras, no seed.
-
-    The copy is written fresh (never a copy of the full file edited afterwards: HDF5 keeps the
-    bytes of a replaced attribute, so the seed would still be in the file). It holds only the
-    public arrays (every split's images; train's and val's targets and extras) and the root
-    attributes ``family``, ``task``, ``optimum``, ``spec`` with the seed withheld
-    (:func:`public_spec`), ``public = True``, and the full file's ``fingerprint`` (so
-    submissions made from the copy match the full file).
-
-    Refused: a public file, a file whose arrays or attributes do not match its fingerprint,
-    and, unless ``allow_guessable_seed``, a file whose seed can be guessed
-    (:func:`guessable_seed`) or whose test labels do not depend on the seed
-    (:func:`seed_independent`). Written to a temporary name, then renamed.
-    """
-    dataset = open_dataset(dataset_path)
-    refuse_shard(dataset)
-    if dataset.public:
-        raise ParamError(f"{dataset.path}: is already a public copy; export from the full file")
-    out = check_output_path(out, force)
-    if out.resolve() == Path(dataset_path).resolve():
-        raise ParamError(f"--out {str(out)!r} is the input file")
-    if not allow_guessable_seed:
-        why = guessable_seed(dataset.spec) or seed_independent(dataset)
-        if why:
-            raise ParamError(f"{dataset.path}: a public copy would not hide its test labels: {why} "
-                             f"(or pass --allow-guessable-seed)")
-    check_fingerprint(dataset)
-    _write_public(dataset, out, force)
-    return open_dataset(out)
-
-
-def _write_public(dataset: Dataset, out: Path, force: bool) -> None:
-    attrs = {"family": dataset.family, "task": dataset.task,
-             "spec": json.dumps(public_spec(dataset.spec), sort_keys=True),
-             "optimum": json.dumps(dataset.optimum), "public": True}
-    with DatasetWriter(out, attrs, force=force, fingerprint=dataset.fingerprint) as writer, \
-            h5py.File(dataset.path, "r") as src:
-        for split in SPLITS:
-            names = ["images"] if split == "test" else list(dataset.shapes[split])
-            n = dataset.split_size(split)
-            row_bytes = sum(src[split][name].dtype.itemsize * int(np.prod(src[split][name].shape[1:]))
-                            for name in names)
-            step = max(1, PUBLIC_COPY_BYTES // max(1, row_bytes))
-            for start in range(0, n, step):
-                block = {}
-                for name in names:
-                    try:
-                        block[name] = src[split][name][start:start + step]
-                    except (OSError, RuntimeError):
-                        raise FormatError(f"{dataset.path}: array {split}/{name} cannot be read "
-                                          f"(truncated or corrupt?)") from None
-                if start == 0:
-                    writer.create_split(split, n, block, {"targets": {"names": dataset.target_names}})
-                writer.write(split, start, block)
-
-
-# -- user models ----------------------------------------------------------------------------
-
-def _split_model(spec: str) -> tuple[str, str, bool]:
-    """``(module or file, factory, is_file)`` of a ``--model`` value."""
-    module_part, sep, attr = spec.rpartition(":")
-    if not sep or not module_part or not attr:
-        raise ParamError(f"--model {spec!r}: expected FILE.py:FACTORY or package.module:FACTORY")
-    return module_part, attr, module_part.endswith(".py") or os.sep in module_part or "/" in module_part
-
-
-def default_model_name(spec: str) -> str:
-    """The leaderboard name of ``--model``: ``mynet:make`` for ``dir/mynet.py:make``, the module
-    in full for ``package.module:make``."""
-    module_part, attr, is_file = _split_model(spec)
-    return f"{Path(module_part).stem if is_file else module_part}:{attr}"
-
-
-def load_factory(spec: str):
-    """The model factory named by ``FILE.py:FACTORY`` or ``package.module:FACTORY``.
-
-    This runs the user's code (the module's top level), which is why it happens only when
-    the user names it. A module is looked up with the current folder first on ``sys.path``,
-    as ``python -m`` does. Returns a callable ``factory(info)``; a factory written without
-    parameters is called without the :class:`~cnnbench.train.DataInfo`.
-    """
-    import importlib
-    import importlib.util
-    import inspect
-    import sys
-
-    module_part, attr, is_file = _split_model(spec)
-    if is_file:
-        path = Path(module_part)
-        if not path.is_file():
-            raise FormatError(f"--model: {module_part}: no such file")
-        name = f"cnnbench_user_{hashlib.sha256(str(path.resolve()).encode()).hexdigest()[:12]}"
-        module_spec = importlib.util.spec_from_file_location(name, path)
-        module = importlib.util.module_from_spec(module_spec)
-        sys.modules[name] = module  # dataclasses and pickling look the module up by name
-        try:
-            module_spec.loader.exec_module(module)
-        except Exception as exc:
-            sys.modules.pop(name, None)
-            raise ParamError(f"--model: importing {module_part} failed: {_one_line(exc)}") from None
-    else:
-        if os.getcwd() not in sys.path and "" not in sys.path:
-            sys.path.insert(0, os.getcwd())  # the console script, unlike `python -m`, leaves it out
-        try:
-            module = importlib.import_module(module_part)
-        except ModuleNotFoundError as exc:
-            raise ParamError(f"--model: no module named {exc.name!r} (is it installed, or on PYTHONPATH?)") from None
-        except Exception as exc:
-            raise ParamError(f"--model: importing {module_part} failed: {_one_line(exc)}") from None
-    factory = getattr(module, attr, None)
-    if factory is None:
-        raise ParamError(f"--model: {module_part} has no {attr!r}")
-    if not callable(factory):
-        raise ParamError(f"--model: {module_part}:{attr} is a {type(factory).__name__}, not a function or class")
-    try:
-        takes_info = len(inspect.signature(factory).parameters) > 0
-    except (TypeError, ValueError):
-        takes_info = True
-
-    def call(info):
-        try:
-            return factory(info) if takes_info else factory()
-        except Exception as exc:
-            raise ParamError(f"--model: {attr}() raised {_one_line(exc)}") from None
-
-    call.__name__ = attr
-    return call
-
-
-def _one_line(exc: BaseException) -> str:
-    text = str(exc).strip().splitlines()
-    return f"{type(exc).__name__}: {text[0] if text else ''}".rstrip(": ")
-
-
-def evaluate_model(dataset_path, model: str, *, name: str | None = None, seeds=(0,), epochs: int | None = None,
-                   device: str = "auto", notes: str = "", progress=None, memory_budget=None):
-    """Train a user's model under the baselines' protocol, once per seed; yield (dataset, record).
-
-    A public file is refused before any user code runs. Errors in the user's model during
-    training become one-line :class:`ParamError` messages.
-    """
-    from . import train  # torch only when a model is trained
-
-    dataset = open_dataset(dataset_path)
-    refuse_shard(dataset)  # before any user code runs
-    if dataset.public or "targets" not in dataset.shapes["test"]:
-        raise FormatError(f"{dataset.path}: test targets are withheld (a public file); train and "
-                          f"predict on it, then `cnnbench submit` the predictions to whoever holds the full file")
-    check_run_int("--epochs", epochs, 1, MAX_EPOCHS)
-    name = check_name(name or default_model_name(model))  # before the user's code runs
-    notes = check_notes(notes or "")
-    factory = load_factory(model)
-    arrays = train.prepare_data(dataset, memory_budget or train.DEFAULT_MEMORY_BUDGET)
-    for seed in seeds:
-        try:
-            result = train.run(dataset, factory, name=name, seed=seed, epochs=epochs, device=device,
-                               source="user", arrays=arrays, notes=notes,
-                               progress=(lambda *a, s=seed: progress(s, *a)) if progress else None)
-        except CnnbenchError:
-            raise
-        except Exception as exc:
-            raise ParamError(f"--model {model}: training failed (seed {seed}): {_one_line(exc)}") from None
-        yield dataset, result.record
