@@ -203,6 +203,12 @@ def test_report_solved_share_is_against_the_optimum_and_hand_notes_are_kept(tmp_
     assert row.split(" | ")[6] == "0%"
     assert "whole suite under 20 minutes" not in text  # a narrower run claims no suite time
     assert "| 0.1925 |" in row  # sample std of (0.5, 5/6, 5/6), as on the leaderboard
+    assert f"Dataset fingerprint: `{'f' * 64}`." in text  # the figures name the exact files
+    assert "Not part of this run" not in text
+    narrowed = render_report(records, 60.0, optimum, whole_suite=False,
+                             left_out=["notsoclevr-quadrant", "notsoclevr-uniform"])
+    assert "Not part of this run: `notsoclevr-quadrant`, `notsoclevr-uniform`" in narrowed
+    assert "CoordConv section" in narrowed
 
     report = tmp_path / "results.md"
     report.write_text("# Results\nold tables\n\n" + NOTES_MARKER + "\n## Notes\nwritten by hand\n")

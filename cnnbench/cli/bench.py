@@ -220,7 +220,9 @@ def suite(full, rungs, preset_names, names, data_dir, seeds, dry_run, report, fo
     """Generate the canonical presets, run their baselines, record them, print the leaderboard.
 
     Without flags: the seeds' own tasks (lines-3x3, lines-16, boxes-64, patches-64) with the
-    quick baselines, about 1.5 minutes on 2 idle CPU cores. --full: the easy and hard rungs and the
+    quick baselines, 101 s on 2 idle CPU cores when last measured (2026-11-25), far longer on a
+    busy machine (8 of 37 runs in 30 min at load average 4-7; see --threads). --full: the easy
+    and hard rungs and the
     figure presets with every baseline, 10 seeds for the seed reproductions (about 14
     minutes, plus hours for Liu et al. 2018's 40 runs on the notsoclevr presets); the medium
     rungs run on request (--full --rungs medium). --report writes the figures.
@@ -278,8 +280,10 @@ def suite(full, rungs, preset_names, names, data_dir, seeds, dry_run, report, fo
                 + (["--epochs", str(epochs)] if epochs else []))
         whole = full and not (rungs or preset_names or names or seeds or epochs)
         command = " ".join(["cnnbench suite", *map(shlex.quote, args)])
+        left_out = ([p.name for p in lib.choose_presets(True, rungs.split(",") if rungs else None)
+                     if p.name not in {s.preset.name for s in steps}] if full else [])
         write_text(report, lib.render_report(records, total_s, optimum, command, whole_suite=whole,
-                                             kept=lib.kept_notes(report)))
+                                             kept=lib.kept_notes(report), left_out=left_out))
         click.echo(f"wrote {report}")
     plural = "s" if len(steps) != 1 else ""
     click.echo(f"suite: {len(records)} runs on {len(steps)} dataset{plural} in {total_s:.0f} s; recorded in {path}")
