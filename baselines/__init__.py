@@ -22,8 +22,8 @@ registered here once with what it applies to. The files, by the seed advice they
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Callable
 
 from ..errors import UnknownNameError
 
@@ -81,12 +81,25 @@ class Baseline:
 
 
 def _collect() -> dict[str, Baseline]:
-    from . import (classify_then_regress, coordconv, coordconv_conv_quadrant, coordconv_conv_uniform,
-                   coordconv_regressor, mlp, p4_equivariant_cnn, reference, resnet, ridge_mean_colour,
-                   seed000_two_filter_cnn, seed001_coordinate_cnn, seed002_vgg)
+    from . import (
+        classify_then_regress,
+        coordconv,
+        coordconv_conv_quadrant,
+        coordconv_conv_uniform,
+        coordconv_regressor,
+        mlp,
+        p4_equivariant_cnn,
+        reference,
+        resnet,
+        ridge_mean_colour,
+        seed000_two_filter_cnn,
+        seed001_coordinate_cnn,
+        seed002_vgg,
+    )
 
     modules = (reference, seed000_two_filter_cnn, mlp, seed001_coordinate_cnn, coordconv,
-               coordconv_regressor, coordconv_conv_uniform, coordconv_conv_quadrant, ridge_mean_colour, seed002_vgg, resnet, p4_equivariant_cnn, classify_then_regress)
+               coordconv_regressor, coordconv_conv_uniform, coordconv_conv_quadrant, ridge_mean_colour, seed002_vgg,
+               resnet, p4_equivariant_cnn, classify_then_regress)
     found: dict[str, Baseline] = {}
     for module in modules:
         for baseline in module.BASELINES:

@@ -27,5 +27,6 @@ def make(info: DataInfo) -> Recipe:
 
 BASELINES = [
     Baseline("mlp", "one hidden layer of 256 ReLUs on the pixels (seed 001's answer)", make,
-             tests="seed 001: one hidden layer", quick=True, max_inputs=64 * 64 * 3, epochs="10 (200 up to 100 images)"),
+             tests="seed 001: one hidden layer", quick=True, max_inputs=64 * 64 * 3,
+             epochs="10 (200 up to 100 images)"),
 ]

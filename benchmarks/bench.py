@@ -345,6 +345,7 @@ def bare_loop(baseline, info, arrays, task: str, epochs: int, evaluate: bool) ->
 
 def train_section(rounds: int, folder: Path, n_train: int, epochs: int) -> None:
     from cnnbench.baselines import get_baseline
+
     from cnnbench.bench.protocol import DataInfo, load_splits, run
 
     n_eval = max(1, n_train // 5)  # the presets' 5:1:1 splits
@@ -401,7 +402,7 @@ def main() -> None:
     torch.set_num_threads(args.threads)
     started = time.perf_counter()
     print(f"Machine: {machine()}.")
-    print(f"{datetime.datetime.now(datetime.timezone.utc):%Y-%m-%d %H:%M UTC}; at the start: {load()}; "
+    print(f"{datetime.datetime.now(datetime.UTC):%Y-%m-%d %H:%M UTC}; at the start: {load()}; "
           f"times are {'CPU time of this process' if args.clock == 'cpu' else 'wall clock'}; "
           f"torch threads {args.threads}.\n")
     with tempfile.TemporaryDirectory() as tmp:

@@ -17,10 +17,22 @@ never imports click; the command line lives in :mod:`cnnbench.cli`.
 __version__ = "0.1.0"
 
 # ``generate`` is the function; the generator module is cnnbench.data.generate.
-from .api import (boards, cache_dir, from_arrays, generate, load_preset, make_boxes, make_lines, make_patches,
-                  record, record_submission, run, score)
-from .errors import CnnbenchError  # noqa: E402
+from .api import (
+    boards,
+    cache_dir,
+    from_arrays,
+    generate,
+    load_preset,
+    make_boxes,
+    make_lines,
+    make_patches,
+    record,
+    record_submission,
+    run,
+    score,
+)
 from .data.h5file import Dataset, open_dataset  # noqa: E402
+from .errors import CnnbenchError  # noqa: E402
 
 # Imported on first use: these need torch.
 _LAZY = {"Recipe": "bench.protocol", "DataInfo": "bench.protocol", "RunResult": "bench.protocol"}

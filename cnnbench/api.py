@@ -10,20 +10,20 @@ from __future__ import annotations
 import json
 import os
 import re
+from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Callable, Iterator, Mapping
 
 import numpy as np
 
 from . import __version__
-from .errors import CnnbenchError, ParamError
 from .data.families import SPLITS, get_family
 from .data.generate import Spec, build_spec, generate_arrays, write_dataset
-from .data.h5file import (FORMAT_VERSION, Dataset, check_fingerprint, compute_fingerprint, identity, open_dataset)
+from .data.h5file import FORMAT_VERSION, Dataset, check_fingerprint, compute_fingerprint, identity, open_dataset
 from .data.params import Param
 from .data.presets import get_preset
 from .data.streaming import DEFAULT_MEMORY_BUDGET, check_fingerprint_streamed, check_split_name
+from .errors import CnnbenchError, ParamError
 
 # -- library errors that still name a CLI flag, in Python's words ------------------------------
 
@@ -444,8 +444,8 @@ def record(results, *, db: str | os.PathLike | None = None, dataset: Dataset | N
     Returns the new row ids. ``dataset`` (the file the runs scored) stores its optimum and
     preset beside them; by default it is read from the path the records name.
     """
-    from .board.store import Leaderboard, resolve_db_path
     from .board.records import RunRecord
+    from .board.store import Leaderboard, resolve_db_path
 
     items = results if isinstance(results, (list, tuple)) else [results]
     rows = [getattr(r, "record", r) for r in items]

@@ -11,9 +11,9 @@ import os
 import re
 import signal
 import threading
+from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Iterator
 
 
 def temp_path(path: str | os.PathLike, keep_suffix: bool = True) -> Path:

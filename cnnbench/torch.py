@@ -12,17 +12,17 @@ torch; ``import cnnbench`` does not.
 from __future__ import annotations
 
 import os
-from typing import Callable
+from collections.abc import Callable
 
 import h5py
 import numpy as np
 import torch
-from torch.utils.data import IterableDataset, get_worker_info
 from torch.utils.data import Dataset as _TorchDataset
+from torch.utils.data import IterableDataset, get_worker_info
 
-from .errors import DataIndexError
 from .data.h5file import Dataset, open_dataset
 from .data.streaming import DEFAULT_BUFFER_BYTES, ChunkReader, check_split, check_stream_args
+from .errors import DataIndexError
 
 # h5py's chunk cache per array for H5Dataset: a random index decompresses its whole chunk
 # (~1 MiB); kept, the chunk's other samples cost no second decompression.

@@ -31,9 +31,9 @@ import torch  # noqa: E402
 from benchmarks.diagnose_corpus import DATASETS, all_cases  # noqa: E402
 from cnnbench.bench.diagnose import FAIL, WARN, diagnose  # noqa: E402
 from cnnbench.bench.diagnose.thresholds import DEAD_LAYER_FAIL, WEIGHT_SLOW  # noqa: E402
+from cnnbench.bench.protocol import parse_seeds  # noqa: E402
 from cnnbench.data.generate import build_spec, write_dataset  # noqa: E402
 from cnnbench.data.h5file import open_dataset  # noqa: E402
-from cnnbench.bench.protocol import parse_seeds  # noqa: E402
 
 
 def contradictions(d) -> list[str]:

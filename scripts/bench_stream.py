@@ -38,9 +38,9 @@ from torch import nn
 from torch.utils.data import DataLoader, Subset
 
 import cnnbench
+from cnnbench.bench.protocol import Split, StreamSplit, scale_01
 from cnnbench.data.streaming import ChunkReader, buffer_rows, parse_bytes, split_nbytes
 from cnnbench.torch import H5Dataset, StreamingDataset
-from cnnbench.bench.protocol import Split, StreamSplit, scale_01
 
 
 def small_cnn(channels: int = 3, outputs: int = 2) -> nn.Module:

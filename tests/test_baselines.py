@@ -6,12 +6,12 @@ import math
 
 import pytest
 import torch
-
 from cnnbench.baselines import Baseline, all_baselines, applicable, get_baseline
-from cnnbench.errors import UnknownNameError
+
+from cnnbench.bench.protocol import Recipe, run
 from cnnbench.data.families import FAMILIES
 from cnnbench.data.generate import build_spec, write_dataset
-from cnnbench.bench.protocol import Recipe, run
+from cnnbench.errors import UnknownNameError
 
 
 @pytest.fixture(scope="module")
@@ -52,8 +52,8 @@ def test_every_baseline_trains_one_epoch_on_a_tiny_file_it_applies_to(name, smal
 
 
 def _info(path):
-    from cnnbench.data.h5file import open_dataset
     from cnnbench.bench.protocol import DataInfo
+    from cnnbench.data.h5file import open_dataset
 
     return DataInfo.from_dataset(open_dataset(path))
 
@@ -87,6 +87,7 @@ def test_ridge_solves_a_linear_regression_task(tmp_path):
 
 def test_p4cnn_is_invariant_to_quarter_turns():
     from cnnbench.baselines.p4_equivariant_cnn import P4CNN
+
     from cnnbench.bench.protocol import DataInfo
 
     torch.manual_seed(0)

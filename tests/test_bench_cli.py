@@ -5,9 +5,9 @@ from __future__ import annotations
 import pytest
 from click.testing import CliRunner
 
+from cnnbench.board.store import Leaderboard
 from cnnbench.cli import main
 from cnnbench.data.generate import build_spec, write_dataset
-from cnnbench.board.store import Leaderboard
 
 
 def invoke(*args):
@@ -137,8 +137,8 @@ def test_suite_rejects_unknown_rung_and_preset(tmp_path):
 
 
 def test_figures_are_checked_from_records():
-    from cnnbench.board.records import RunRecord
     from cnnbench.bench.suite import check_figures, render_report
+    from cnnbench.board.records import RunRecord
 
     def rec(name, preset, score, seed=0, task="classification", r2=0.5, spread=16.0):
         metrics = ({"accuracy": score, "per_class_accuracy": [score, score]} if task == "classification"
@@ -166,8 +166,8 @@ def test_figures_are_checked_from_records():
 
 
 def test_hard_rung_figure_needs_spread_between_baselines_and_room_above_the_floor():
-    from cnnbench.board.records import RunRecord
     from cnnbench.bench.suite import check_figures
+    from cnnbench.board.records import RunRecord
 
     def rec(name, preset, rmse, source="baseline"):
         return RunRecord(name=name, source=source, fingerprint="f" * 64, family="boxes", task="regression",
@@ -190,8 +190,8 @@ def test_hard_rung_figure_needs_spread_between_baselines_and_room_above_the_floo
 
 
 def test_report_solved_share_is_against_the_optimum_and_hand_notes_are_kept(tmp_path):
-    from cnnbench.board.records import RunRecord
     from cnnbench.bench.suite import NOTES_MARKER, kept_notes, render_report
+    from cnnbench.board.records import RunRecord
 
     records = [RunRecord(name="seed000-repro", source="baseline", fingerprint="f" * 64, family="lines",
                          task="classification", metrics={"accuracy": a}, preset="lines-3x3", seed=s)

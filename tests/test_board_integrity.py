@@ -13,12 +13,12 @@ import numpy as np
 import pytest
 from click.testing import CliRunner
 
-from cnnbench.cli import main
-from cnnbench.errors import FormatError
-from cnnbench.data.h5file import open_dataset
-from cnnbench.board.store import DatasetMismatchError, Leaderboard
-from cnnbench.board.records import RunRecord
 from cnnbench.board.public import export_public
+from cnnbench.board.records import RunRecord
+from cnnbench.board.store import DatasetMismatchError, Leaderboard
+from cnnbench.cli import main
+from cnnbench.data.h5file import open_dataset
+from cnnbench.errors import FormatError
 
 
 def digest(path) -> str:

@@ -15,11 +15,11 @@ import numpy as np
 import pytest
 from click.testing import CliRunner
 
-from cnnbench.cli import main
-from cnnbench.data.h5file import open_dataset
-from cnnbench.board.store import MIGRATIONS, BoardWarning, Leaderboard
 from cnnbench.board.records import RunRecord
 from cnnbench.board.render import render
+from cnnbench.board.store import MIGRATIONS, BoardWarning, Leaderboard
+from cnnbench.cli import main
+from cnnbench.data.h5file import open_dataset
 
 FP = "c" * 64
 

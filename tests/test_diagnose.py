@@ -16,13 +16,13 @@ import h5py
 import pytest
 import torch
 from click.testing import CliRunner
+from cnnbench.baselines import get_baseline
 from torch import nn
 
-from cnnbench.baselines import get_baseline
+from cnnbench.bench.diagnose import FAIL, PASS, SKIP, DiagnoseError, diagnose, relu_activity, render_text, resolve_model
 from cnnbench.cli import main
-from cnnbench.bench.diagnose import (FAIL, PASS, SKIP, DiagnoseError, diagnose, relu_activity, render_text, resolve_model)
-from cnnbench.errors import CnnbenchError, ParamError, UnknownNameError
 from cnnbench.data.generate import build_spec, write_dataset
+from cnnbench.errors import CnnbenchError, ParamError, UnknownNameError
 
 STEPS = 20  # training probe steps in these tests; the overfit probe runs up to 120
 
@@ -248,8 +248,8 @@ def test_public_copy_is_enough_and_test_is_never_needed(lines3, tmp_path):
 
 
 def test_baseline_context_from_the_leaderboard(boxes16, tmp_path):
-    from cnnbench.board.store import Leaderboard
     from cnnbench.bench.protocol import run
+    from cnnbench.board.store import Leaderboard
 
     db = tmp_path / "board.sqlite"
     with Leaderboard(db) as board:

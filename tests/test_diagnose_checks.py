@@ -17,8 +17,8 @@ from torch import nn
 from cnnbench.bench.diagnose import FAIL, PASS, SKIP, WARN, CheckResult, diagnose, rank_causes, render_text
 from cnnbench.bench.diagnose.checks import capacity_check
 from cnnbench.bench.diagnose.trace import Trace, trace_forward
-from cnnbench.data.generate import build_spec, write_dataset
 from cnnbench.bench.protocol import Recipe, adam, sgd
+from cnnbench.data.generate import build_spec, write_dataset
 
 
 @pytest.fixture(scope="module")
@@ -264,7 +264,8 @@ def test_trace_sees_the_bounding_output_op_and_saturating_layers():
     model = nn.Sequential(nn.Linear(3, 4), nn.Sigmoid(), nn.Linear(4, 4), nn.Tanh(), nn.Linear(4, 1), nn.Sigmoid())
     t = trace_forward(model, torch.randn(5, 3))
     assert t.output_op[0] == "sigmoid" and t.saturating == 3 and t.widths["4"] == 1
-    assert trace_forward(nn.Sequential(nn.Linear(3, 2), nn.ReLU(), nn.Linear(2, 1)), torch.randn(5, 3)).output_op is None
+    net = nn.Sequential(nn.Linear(3, 2), nn.ReLU(), nn.Linear(2, 1))
+    assert trace_forward(net, torch.randn(5, 3)).output_op is None
 
 
 # -- the verdict ----------------------------------------------------------------------------------

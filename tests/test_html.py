@@ -12,10 +12,10 @@ import pytest
 from click.testing import CliRunner
 from PIL import Image
 
-from cnnbench.cli import main
-from cnnbench.board.store import Leaderboard
 from cnnbench.board.records import RunRecord
 from cnnbench.board.render import MODEL_COLOUR, OPTIMUM_COLOUR, REFERENCE_COLOUR, render_html
+from cnnbench.board.store import Leaderboard
+from cnnbench.cli import main
 
 CHROMIUM = "/usr/bin/chromium"
 OPTIMUM = {"metric": "accuracy", "value": 1.0, "exact": True, "why": "noise-free"}

@@ -10,11 +10,11 @@ import sqlite3
 import pytest
 from click.testing import CliRunner
 
-from cnnbench.cli import main
-from cnnbench.board.store import SCHEMA_VERSION, Leaderboard, LeaderboardError, resolve_db_path
 from cnnbench.board.ranking import rank
 from cnnbench.board.records import COLLAPSE_R2, PROTOCOL_VERSION, RunRecord
 from cnnbench.board.render import render, render_fingerprints
+from cnnbench.board.store import SCHEMA_VERSION, Leaderboard, LeaderboardError, resolve_db_path
+from cnnbench.cli import main
 
 FP_A = "a" * 64
 FP_B = "b" * 64

@@ -3,9 +3,9 @@
 import numpy as np
 import pytest
 
-from cnnbench.errors import ParamError
 from cnnbench.data.generate import build_spec, generate_arrays
 from cnnbench.data.presets import get_preset
+from cnnbench.errors import ParamError
 
 
 def arrays(split="train", **given):

@@ -5,11 +5,11 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import torch
-from torch import nn
-
 from cnnbench.baselines import get_baseline
 from cnnbench.baselines.coordconv_liu2018 import coordinate_channels, same_padding
 from cnnbench.baselines.coordconv_regressor import Liu2018CoordConvRegressor
+from torch import nn
+
 from cnnbench.bench.protocol import DataInfo, Split, TargetScaler, predict
 
 INFO = DataInfo("boxes", "regression", (64, 64, 1), 2, ("x", "y"), 2000)
@@ -126,8 +126,8 @@ def test_suite_full_runs_ten_seeds_of_each_on_both_splits():
 
 
 def test_suite_figure_counts_seeds_under_half_a_pixel():
-    from cnnbench.board.records import RunRecord
     from cnnbench.bench.suite import check_figures
+    from cnnbench.board.records import RunRecord
 
     def rec(name, rmse, seed):
         return RunRecord(name=name, source="baseline", fingerprint="f" * 64, family="boxes", task="regression",

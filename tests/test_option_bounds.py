@@ -46,6 +46,7 @@ def test_diagnose_steps_bounded(lines3):
 
 def test_submit_params_bounded_leaves_no_database(lines3, tmp_path):
     import numpy as np
+
     from cnnbench.data.h5file import open_dataset
 
     np.save(tmp_path / "p.npy", open_dataset(lines3).load("test", ["targets"])["targets"])
@@ -56,8 +57,8 @@ def test_submit_params_bounded_leaves_no_database(lines3, tmp_path):
 
 
 def test_library_refuses_a_huge_params_before_opening(lines3, tmp_path):
-    from cnnbench.board.store import Leaderboard, LeaderboardError
     from cnnbench.board.records import RunRecord
+    from cnnbench.board.store import Leaderboard, LeaderboardError
 
     record = RunRecord(name="x", source="submission", fingerprint="f" * 64, family="lines",
                        task="classification", metrics={"accuracy": 1.0}, params=10**23)

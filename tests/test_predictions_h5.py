@@ -12,10 +12,10 @@ import numpy as np
 import pytest
 from click.testing import CliRunner
 
-from cnnbench.cli import main
-from cnnbench.errors import CnnbenchError
-from cnnbench.data.h5file import open_dataset
 from cnnbench.board.predictions import load_predictions, score_predictions
+from cnnbench.cli import main
+from cnnbench.data.h5file import open_dataset
+from cnnbench.errors import CnnbenchError
 
 SECRET_SEED = 7_340_011_902_116_554_031
 

@@ -13,12 +13,12 @@ import numpy as np
 import pytest
 from click.testing import CliRunner
 
+from cnnbench.board.public import export_public
 from cnnbench.cli import main
-from cnnbench.errors import CnnbenchError, FormatError
 from cnnbench.data.generate import build_spec, write_dataset
 from cnnbench.data.h5file import check_fingerprint, compute_fingerprint, open_dataset
 from cnnbench.data.presets import get_preset
-from cnnbench.board.public import export_public
+from cnnbench.errors import CnnbenchError, FormatError
 
 SECRET_SEED = 7_340_912_553_017_264_381
 
@@ -132,7 +132,7 @@ def test_the_genuine_file_matches_and_the_fingerprint_moves_with_each_identity_f
     check_fingerprint(genuine)
     assert compute_fingerprint(full) == genuine.fingerprint
     seen = {genuine.fingerprint}
-    for what, attrs in _forgeries(full).items():
+    for attrs in _forgeries(full).values():
         forged = _forge(full, tmp_path, **attrs)
         seen.add(compute_fingerprint(forged))
         forged.unlink()

@@ -6,9 +6,9 @@ import numpy as np
 import pytest
 from click.testing import CliRunner
 
+from cnnbench.board.public import export_public
 from cnnbench.cli import main
 from cnnbench.data.generate import build_spec, write_dataset
-from cnnbench.board.public import export_public
 
 NAN_MODEL = '''
 import torch

@@ -5,10 +5,10 @@ from __future__ import annotations
 import numpy as np
 from click.testing import CliRunner
 
+from cnnbench.board.predictions import SubmissionError, check_predictions
+from cnnbench.board.store import Leaderboard
 from cnnbench.cli import main
 from cnnbench.data.h5file import open_dataset
-from cnnbench.board.store import Leaderboard
-from cnnbench.board.predictions import SubmissionError, check_predictions
 
 NAN_MODEL = """
 import torch

@@ -15,9 +15,9 @@ import pytest
 from click.testing import CliRunner
 from starlette.testclient import TestClient
 
+from cnnbench.board.metrics import score
 from cnnbench.cli import main
 from cnnbench.data.h5file import open_dataset
-from cnnbench.board.metrics import score
 from cnnbench.serve.app import create_app
 from cnnbench.serve.boards import BoardDir, init_board_dir
 

@@ -68,10 +68,11 @@ class Server:
             try:
                 urllib.request.urlopen(self.url + "/api", timeout=2).read()
                 return
-            except OSError:
+            except OSError as exc:
                 if self.proc.poll() is not None or time.monotonic() > deadline:
                     self.stop()
-                    raise RuntimeError((folder.path.parent / f"server-{self.port}.log").read_text()[-2000:])
+                    log = (folder.path.parent / f"server-{self.port}.log").read_text()[-2000:]
+                    raise RuntimeError(log) from exc
                 time.sleep(0.1)
 
     def stop(self, sig=signal.SIGTERM):

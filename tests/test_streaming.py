@@ -6,11 +6,11 @@ import pytest
 from click.testing import CliRunner
 
 import cnnbench
-from cnnbench.cli import main
-from cnnbench.errors import FormatError, ParamError
-from cnnbench.board.store import Leaderboard
-from cnnbench.data.streaming import ChunkReader, fits_in_memory, parse_bytes, split_nbytes
 from cnnbench.bench.protocol import Streamed, prepare_data
+from cnnbench.board.store import Leaderboard
+from cnnbench.cli import main
+from cnnbench.data.streaming import ChunkReader, fits_in_memory, parse_bytes, split_nbytes
+from cnnbench.errors import FormatError, ParamError
 
 BUDGET = 5_000_000  # 5 MB: over four 1 MiB chunks, under the file's 6.3 MB of arrays
 

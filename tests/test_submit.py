@@ -14,15 +14,14 @@ import numpy as np
 import pytest
 from click.testing import CliRunner
 
-from cnnbench.cli import main
-from cnnbench.errors import CnnbenchError, FormatError
-from cnnbench.data.h5file import DatasetWriter, open_dataset
-from cnnbench.board.store import Leaderboard
-from cnnbench.data.presets import all_presets
-from cnnbench.board.predictions import SubmissionError, check_predictions, load_predictions, score_predictions
 from cnnbench.bench.models import default_model_name
+from cnnbench.board.predictions import SubmissionError, check_predictions, load_predictions, score_predictions
 from cnnbench.board.public import export_public, secret_seed_command
-
+from cnnbench.board.store import Leaderboard
+from cnnbench.cli import main
+from cnnbench.data.h5file import DatasetWriter, open_dataset
+from cnnbench.data.presets import all_presets
+from cnnbench.errors import CnnbenchError, FormatError
 
 # A dataset seed nobody can guess, as a hosted leaderboard's full file would have.
 SECRET_SEED = 6_125_389_240_173_852_447

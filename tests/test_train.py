@@ -9,10 +9,10 @@ import pytest
 import torch
 from torch import nn
 
-from cnnbench.errors import CnnbenchError, ParamError
+from cnnbench.bench.protocol import DataInfo, Recipe, TargetScaler, parse_seeds, resolve_device, run
 from cnnbench.data.generate import build_spec, write_dataset
 from cnnbench.data.h5file import DatasetWriter, open_dataset
-from cnnbench.bench.protocol import DataInfo, Recipe, TargetScaler, parse_seeds, resolve_device, run
+from cnnbench.errors import CnnbenchError, ParamError
 
 
 def write_regression(path, train, val, test, image_side=4):

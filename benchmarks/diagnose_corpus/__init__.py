@@ -8,8 +8,8 @@ naming its bug; a healthy case has none. ``scripts/bench_diagnose.py`` runs them
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Callable
 
 
 @dataclass(frozen=True)

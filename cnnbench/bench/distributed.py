@@ -32,8 +32,12 @@ import os
 import sys
 from contextlib import contextmanager
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 from ..errors import CnnbenchError, ParamError
+
+if TYPE_CHECKING:  # annotations only: torch is imported where a rank runs
+    import torch
 
 DEFAULT_TIMEOUT_S = 300.0
 
@@ -93,7 +97,7 @@ class Context:
         self.started = True
         atexit.register(_stop)
 
-    def device(self, device: "torch.device") -> "torch.device":
+    def device(self, device: torch.device) -> torch.device:
         """Each rank its own GPU (``cuda:LOCAL_RANK``); CPU stays CPU."""
         import torch
 

@@ -12,12 +12,12 @@ import hashlib
 import os
 from pathlib import Path
 
-
-from ..errors import CnnbenchError, FormatError, ParamError
+from ..board.records import MAX_NAME, MAX_PARAMS, PRIMARY_METRIC, RunRecord, check_name, check_notes  # noqa: F401
 from ..data.h5file import open_dataset
 from ..data.params import MAX_EPOCHS, check_run_int
-from ..board.records import (MAX_NAME, MAX_PARAMS, PRIMARY_METRIC, RunRecord, check_name, check_notes)  # noqa: F401
 from ..data.shards import refuse_shard
+from ..errors import CnnbenchError, FormatError, ParamError
+
 
 def _split_model(spec: str) -> tuple[str, str, bool]:
     """``(module or file, factory, is_file)`` of a ``--model`` value."""

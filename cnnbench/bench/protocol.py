@@ -33,8 +33,8 @@ import copy
 import datetime as _dt
 import math
 import time
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
-from typing import Callable, Iterator
 
 import numpy as np
 import torch
@@ -42,15 +42,22 @@ import torch.nn.functional as F
 from torch import nn
 
 from .. import __version__
-from . import distributed
 from ..board import metrics
-from ..errors import CnnbenchError, ParamError
+from ..board.records import MAX_SEED, PRIMARY_METRIC, RunRecord
 from ..data.families import SPLITS
 from ..data.h5file import Dataset, check_fingerprint, open_dataset
 from ..data.params import MAX_EPOCHS, check_run_int
-from ..data.streaming import (DEFAULT_MEMORY_BUDGET, ChunkReader, buffer_rows, check_fingerprint_streamed, fits_in_memory, parse_bytes)
-from ..board.records import MAX_SEED, PRIMARY_METRIC, RunRecord
 from ..data.shards import refuse_shard
+from ..data.streaming import (
+    DEFAULT_MEMORY_BUDGET,
+    ChunkReader,
+    buffer_rows,
+    check_fingerprint_streamed,
+    fits_in_memory,
+    parse_bytes,
+)
+from ..errors import CnnbenchError, ParamError
+from . import distributed
 
 # --------------------------------------------------------------------------------------------
 # What a model factory sees, and what it returns
@@ -73,7 +80,7 @@ class DataInfo:
         return self.image_shape[2]
 
     @classmethod
-    def from_dataset(cls, ds: Dataset) -> "DataInfo":
+    def from_dataset(cls, ds: Dataset) -> DataInfo:
         shape = tuple(ds.shapes["train"]["images"][1:])
         if ds.task == "classification":
             outputs = ds.num_classes
@@ -262,7 +269,7 @@ class TargetScaler:
     std: np.ndarray
 
     @classmethod
-    def fit(cls, y: np.ndarray, kind: str) -> "TargetScaler":
+    def fit(cls, y: np.ndarray, kind: str) -> TargetScaler:
         y = y.reshape(len(y), -1).astype(np.float64)
         if kind == "none":
             return cls(np.zeros(y.shape[1]), np.ones(y.shape[1]))
@@ -478,8 +485,8 @@ def run(dataset: Dataset | str, factory: Callable, *, name: str, seed: int = 0,
                                         recipe.preprocess)
         train, val = prepared["train"], prepared["val"]
         _check_outputs(recipe, train, info)
-        evaluate_split = lambda s: evaluate(recipe, prepared[s], raw_targets[s], scaler,
-                                            ds.task, ds.num_classes)
+        def evaluate_split(s):
+            return evaluate(recipe, prepared[s], raw_targets[s], scaler, ds.task, ds.num_classes)
 
         curves = {"train_loss": [], f"val_{metric_name}": []}
         if recipe.fit is not None:
@@ -514,7 +521,7 @@ def run(dataset: Dataset | str, factory: Callable, *, name: str, seed: int = 0,
         val_metrics=val_metrics, params=count_parameters(recipe.model), epochs=n_epochs,
         best_epoch=best_epoch, wall_time_s=round(wall, 3), device=str(dev), seed=seed,
         torch_version=torch.__version__, torch_threads=torch.get_num_threads(), cnnbench_version=__version__,
-        timestamp=_dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
+        timestamp=_dt.datetime.now(_dt.UTC).isoformat(timespec="seconds"),
         curves=curves, config=config, notes=notes, diagnostics=_diagnostics(ds.task, test_predicted,
                                                                             raw_targets["test"]),
     )

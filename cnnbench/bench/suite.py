@@ -13,20 +13,20 @@ import json
 import os
 import platform
 import statistics
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable
 
 import torch
 
 from .. import __version__
 from ..baselines import Baseline, applicable, get_baseline
-from ..errors import CnnbenchError, ParamError
+from ..board.ranking import same_score
+from ..board.records import COLLAPSE_RULE, PRIMARY_METRIC, RunRecord
 from ..data.generate import write_dataset
 from ..data.h5file import FORMAT_VERSION, format_version_of, open_dataset
 from ..data.presets import Preset, all_presets
-from ..board.ranking import same_score
-from ..board.records import COLLAPSE_RULE, PRIMARY_METRIC, RunRecord
+from ..errors import CnnbenchError, ParamError
 
 RUNGS = ("easy", "medium", "hard")
 
@@ -415,7 +415,7 @@ def render_report(records: list[RunRecord], total_wall_s: float, optimum: dict[s
     ``left_out``: presets of ``--full`` this run did not make, named so that a reader does
     not take their missing tables (or older figures elsewhere) for this run's.
     """
-    now = _dt.datetime.now(_dt.timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
+    now = _dt.datetime.now(_dt.UTC).strftime("%Y-%m-%d %H:%M UTC")
     devices = sorted({r.device for r in records})
     lines = [
         "# Results",

@@ -15,18 +15,18 @@ import csv
 import hashlib
 import os
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 
 import h5py
 import numpy as np
 
 from .. import __version__
-from ..errors import FormatError, ParamError
 from ..data.h5file import SPLITS, Dataset, check_fingerprint, open_dataset
+from ..data.shards import refuse_shard
+from ..errors import FormatError, ParamError
 from .metrics import score
 from .records import MAX_NAME, MAX_PARAMS, PRIMARY_METRIC, RunRecord, check_name, check_notes  # noqa: F401
-from ..data.shards import refuse_shard
 
 PREDICTION_SUFFIXES = (".npy", ".csv", ".h5", ".hdf5")
 # dtype kinds read as numbers: signed and unsigned integers, floats (bool is not a number here).
@@ -312,7 +312,7 @@ def submission_record(dataset: Dataset, predictions: Predictions, metrics: dict,
         family=dataset.family, task=dataset.task, metrics=metrics, dataset_path=str(dataset.path.resolve()),
         preset=dataset.spec.get("preset"),
         split_sizes={s: dataset.split_size(s) for s in SPLITS}, params=params,
-        cnnbench_version=__version__, timestamp=datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        cnnbench_version=__version__, timestamp=datetime.now(UTC).isoformat(timespec="seconds"),
         config={"predictions_sha256": predictions.sha256}, notes=check_notes(notes or ""),
     )
 

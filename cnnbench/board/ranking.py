@@ -88,7 +88,7 @@ class Board:
         return f"{self.family} {self.fingerprint[:8]}" + (f" ({sizes})" if sizes else "")
 
     @property
-    def beyond_optimum_rows(self) -> list["Entry"]:
+    def beyond_optimum_rows(self) -> list[Entry]:
         """Rows scoring better than the known optimum (a leak, a bug, or an optimistic estimate)."""
         return [e for e in self.entries if e.beyond_optimum]
 

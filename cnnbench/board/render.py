@@ -13,9 +13,9 @@ import io
 import json
 import os
 
-from .store import Leaderboard
 from .ranking import Board, Entry
 from .records import COLLAPSE_RULE, hidden_chars
+from .store import Leaderboard
 
 FORMATS = ("table", "markdown", "csv", "json")
 

@@ -30,7 +30,7 @@ import time
 import warnings
 from contextlib import contextmanager
 from dataclasses import asdict
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 
 from ..errors import CnnbenchError, CnnbenchWarning
@@ -133,7 +133,7 @@ def resolve_db_path(db: str | os.PathLike | None = None) -> Path:
 
 
 def _now() -> str:
-    return datetime.now(timezone.utc).isoformat(timespec="seconds")
+    return datetime.now(UTC).isoformat(timespec="seconds")
 
 
 class Leaderboard:
@@ -411,7 +411,7 @@ class Leaderboard:
             self._conn.close()
             self._conn, self._writable = None, False
 
-    def __enter__(self) -> "Leaderboard":
+    def __enter__(self) -> Leaderboard:
         return self
 
     def __exit__(self, *exc) -> None:
@@ -594,7 +594,7 @@ class Leaderboard:
                 info[key] = None  # unreadable: as if never stored
         return info
 
-    def boards(self, fingerprints: list[str] | None = None, optimum: dict | None = None) -> list["Board"]:
+    def boards(self, fingerprints: list[str] | None = None, optimum: dict | None = None) -> list[Board]:
         """Ranked boards, one per (fingerprint, protocol version), current protocol first.
 
         The board's identity (family, task, preset, optimum) is the one stored with its
@@ -684,7 +684,7 @@ def _read_row(text: str) -> tuple[RunRecord | None, str | None]:
     problem = record_problem(record)
     if problem is None:
         try:  # what ranking computes from a row, so a bad value fails here and not mid-board
-            record.collapsed
+            _ = record.collapsed
             config_key(record)
         except Exception as exc:  # noqa: BLE001 - any malformed value; the row is skipped, named
             problem = f"a malformed value ({type(exc).__name__})"

@@ -15,7 +15,6 @@ import click
 from .. import __version__
 from ..errors import CnnbenchError, CnnbenchWarning
 
-
 # click >= 8.2 raises this (a UsageError) for a group called with no arguments.
 _NO_ARGS_IS_HELP = getattr(click.exceptions, "NoArgsIsHelpError", ())
 
@@ -90,9 +89,5 @@ def main():
     """
 
 
-from . import data  # noqa: E402,F401  (registers the commands)
-from . import bench  # noqa: E402,F401
-from . import board  # noqa: E402,F401
-from . import diagnose  # noqa: E402,F401
-from . import scale  # noqa: E402,F401
-from . import serve  # noqa: E402,F401
+# Each module registers its commands on ``main``, defined above.
+from . import bench, board, data, diagnose, scale, serve  # noqa: E402,F401

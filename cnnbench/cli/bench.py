@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-import sys
 import shlex
+import sys
 import time
 from pathlib import Path
 
@@ -11,13 +11,13 @@ import click
 
 from ..atomic import write_text
 from ..bench.distributed import is_writer
-from ..errors import ParamError
-from ..data.h5file import check_output_path, open_dataset
-from ..board.store import Leaderboard, resolve_db_path
 from ..board.render import render_fingerprints
+from ..board.store import Leaderboard, resolve_db_path
+from ..data.h5file import check_output_path, open_dataset
+from ..errors import ParamError
 from . import main
-from .options import db_option, epochs_option, memory_budget_option, threads_option
 from .data import progress_bar
+from .options import db_option, epochs_option, memory_budget_option, threads_option
 from .progress import ProgressLines
 
 

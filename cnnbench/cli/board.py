@@ -7,14 +7,14 @@ import json
 import click
 
 from ..atomic import write_text
-from ..errors import ParamError
 from ..bench.distributed import is_writer
-from ..data.h5file import check_output_path, open_dataset
-from ..board.store import Leaderboard, resolve_db_path
-from ..data.presets import all_presets, get_preset
-from ..board.render import FORMATS, printable, render, render_html
-from ..board.public import export_public
 from ..board.predictions import prepare_submission
+from ..board.public import export_public
+from ..board.render import FORMATS, printable, render, render_html
+from ..board.store import Leaderboard, resolve_db_path
+from ..data.h5file import check_output_path, open_dataset
+from ..data.presets import all_presets, get_preset
+from ..errors import ParamError
 from . import main
 from .options import db_option, epochs_option, memory_budget_option, params_option, threads_option
 
@@ -197,7 +197,9 @@ def evaluate(dataset, model, name, epochs, seeds, device, memory_budget, notes, 
             click.echo(f"seed {seed} epoch {epoch}/{total}: val {metric} {value:.4f}", err=True)
 
     records, ds = [], None
-    for ds, record in evaluate_model(dataset, model, name=name, seeds=seed_list, epochs=epochs,
+    # ds: the dataset, used after the loop
+    for ds, record in evaluate_model(dataset, model,  # noqa: B007
+                                     name=name, seeds=seed_list, epochs=epochs,
                                      device=device, notes=notes, progress=progress,
                                      memory_budget=memory_budget):
         records.append(record)

@@ -10,14 +10,14 @@ from contextlib import contextmanager
 import click
 from click.core import ParameterSource
 
-from ..errors import ParamError
+from ..data.describe import format_summary, summarize
 from ..data.families import FAMILIES
 from ..data.generate import Spec, build_spec, total_samples, write_dataset
 from ..data.h5file import check_output_path
-from ..data.describe import format_summary, summarize
 from ..data.params import COMMON_PARAMS, MAX_WORKERS, Param
 from ..data.presets import all_presets, get_preset
 from ..data.show import render_grid
+from ..errors import ParamError
 from . import main
 from .progress import ProgressLines
 

@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import click
 
-from ..errors import ParamError
-from ..data.h5file import open_dataset
-from ..board.store import resolve_db_path
-from ..data.params import MAX_STEPS
 from ..board.records import MAX_SEED
+from ..board.store import resolve_db_path
+from ..data.h5file import open_dataset
+from ..data.params import MAX_STEPS
+from ..errors import ParamError
 from . import main
 from .options import db_option, threads_option
 
@@ -44,7 +44,8 @@ def diagnose(dataset, model, baseline, steps, seed, device, as_json, db):
       cnnbench diagnose lines-3x3.h5 --baseline seed000-repro
       cnnbench diagnose boxes-64.h5 --model mynet.py:make --steps 100 --json
     """
-    from ..bench.diagnose import diagnose as run_diagnosis, render_text, resolve_model
+    from ..bench.diagnose import diagnose as run_diagnosis
+    from ..bench.diagnose import render_text, resolve_model
 
     if (model is None) == (baseline is None):
         raise ParamError("give exactly one of --model FILE.py:FACTORY or --baseline NAME")

@@ -5,8 +5,8 @@ from __future__ import annotations
 
 import click
 
-from ..data.params import MAX_EPOCHS, MAX_THREADS
 from ..board.records import MAX_PARAMS
+from ..data.params import MAX_EPOCHS, MAX_THREADS
 
 
 def db_option(f):
@@ -47,8 +47,8 @@ def params_option(f):
 
 
 def _parse_budget(ctx, param, value):
-    from ..errors import ParamError
     from ..data.streaming import parse_bytes
+    from ..errors import ParamError
 
     try:
         return parse_bytes(value)

@@ -61,7 +61,7 @@ class ProgressLines:
                 print(self.line(), file=self.stream, flush=True)
                 self.last = time.monotonic()
 
-    def __enter__(self) -> "ProgressLines":
+    def __enter__(self) -> ProgressLines:
         if self.enabled:
             self._thread = threading.Thread(target=self._loop, name="cnnbench-progress", daemon=True)
             self._thread.start()

@@ -51,7 +51,8 @@ def merge(shards, out, virtual, force, quiet):
     Copy (default) when the file will be moved, shared or read often; --virtual when disk
     is short and the shards stay where they are (see docs/scale.md).
     """
-    from ..data.shards import merge as merge_shards, open_shards
+    from ..data.shards import merge as merge_shards
+    from ..data.shards import open_shards
 
     found = open_shards(shards)  # refusals (missing, duplicated, mixed) before any work
     total = sum(s.ds.split_size(split) for s in found for split in ("train", "val", "test"))

@@ -15,9 +15,9 @@ import os
 import signal
 import sys
 from collections import deque
+from collections.abc import Callable, Iterator
 from contextlib import closing
 from dataclasses import dataclass, field
-from typing import Callable, Iterator
 
 import numpy as np
 

@@ -200,7 +200,7 @@ class DatasetWriter:
         self._raw: _GuardedFile | None = None
         self._signals = signals_deferred()
 
-    def __enter__(self) -> "DatasetWriter":
+    def __enter__(self) -> DatasetWriter:
         self._signals.__enter__()
         # Anything that stops us here, SystemExit from SIGTERM included, removes what was made.
         try:
@@ -320,7 +320,7 @@ def _array_line(split: str, name: str, array: np.ndarray) -> bytes:
                             hashlib.sha256(array.tobytes()).hexdigest())
 
 
-def compute_fingerprint(dataset: "Dataset | str | os.PathLike | None", arrays: dict | None = None, *,
+def compute_fingerprint(dataset: Dataset | str | os.PathLike | None, arrays: dict | None = None, *,
                         ident: dict | None = None) -> str:
     """Recompute a file's fingerprint from its identity and arrays (what ``fingerprint`` should say).
 
@@ -348,7 +348,7 @@ def compute_fingerprint(dataset: "Dataset | str | os.PathLike | None", arrays: d
                                           for split in SPLITS for name in sorted(arrays[split])))
 
 
-def check_fingerprint(ds: "Dataset", arrays: dict | None = None) -> None:
+def check_fingerprint(ds: Dataset, arrays: dict | None = None) -> None:
     """Refuse a file whose identity or arrays no longer match its recorded fingerprint.
 
     Boards group scores by fingerprint: an edited file (arrays, or the root attributes that
@@ -647,8 +647,9 @@ def open_dataset(path: str | os.PathLike) -> Dataset:
 
     The one validation every reader runs (info, show, bench, submit, evaluate, diagnose,
     export-public): attributes of the right types, spec and optimum well-formed JSON, a known
-    task (the family's, for a family this cnnbench generates), no links, virtual or external storage, uint8 N x H x W x C images, every
-    array one row per image, class ids within the class names, finite regression targets.
+    task (the family's, for a family this cnnbench generates), no links, virtual or external
+    storage, uint8 N x H x W x C images, every array one row per image, class ids within the
+    class names, finite regression targets.
     Reads the targets, never the images.
     """
     from .families import FAMILIES  # the registry imports numpy code only; kept out of import time

@@ -8,8 +8,9 @@ gets a message that names the parameter and the value whatever the entry point.
 from __future__ import annotations
 
 import math
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any, Callable, Mapping, Sequence
+from typing import Any
 
 from ..errors import ParamError
 

@@ -24,10 +24,10 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+from collections.abc import Callable, Iterator
 from contextlib import closing
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable, Iterator
 
 import h5py
 import numpy as np
@@ -36,8 +36,17 @@ from .. import __version__
 from ..atomic import atomic_path
 from ..errors import FormatError, ParamError
 from .families import SPLITS, get_family
-from .generate import (BLOCK_SIZE, Spec, _draw_block, iter_split, oracle_optimum, plan_rng, root_attrs, spec_from_dict)
-from .h5file import (FORMAT_VERSION, Dataset, DatasetWriter, check_output_path, fingerprint_from, fingerprint_line, identity, open_dataset)
+from .generate import BLOCK_SIZE, Spec, _draw_block, iter_split, oracle_optimum, plan_rng, root_attrs, spec_from_dict
+from .h5file import (
+    FORMAT_VERSION,
+    Dataset,
+    DatasetWriter,
+    check_output_path,
+    fingerprint_from,
+    fingerprint_line,
+    identity,
+    open_dataset,
+)
 
 SHARD_ATTR = "shard"
 ORACLE_ARRAY = "shard_oracle"

@@ -26,10 +26,9 @@ from starlette.responses import FileResponse, HTMLResponse, JSONResponse, Respon
 from starlette.routing import Route
 
 from .. import __version__
-from ..errors import CnnbenchError
+from ..board.records import MAX_NAME, PRIMARY_METRIC, check_name
 from ..board.store import LeaderboardError
-from ..board.records import PRIMARY_METRIC
-from ..board.records import MAX_NAME, check_name
+from ..errors import CnnbenchError
 from . import pages
 from .boards import BoardDir
 from .scoring import LoadedBoard, load_upload, score_parts

@@ -26,10 +26,10 @@ from pathlib import Path
 import numpy as np
 
 from ..atomic import atomic_path, write_text
-from ..errors import FormatError, ParamError
-from ..data.h5file import open_dataset
-from ..board.public import MIN_SECRET_SEED, export_public
 from ..board.predictions import submission_record
+from ..board.public import MIN_SECRET_SEED, export_public
+from ..data.h5file import open_dataset
+from ..errors import FormatError, ParamError
 from .scoring import LoadedBoard, score_parts
 from .store import Store
 
@@ -97,7 +97,8 @@ class BoardDir:
             data = json.loads(self.config_path.read_text(encoding="utf-8"))
         except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
             raise FormatError(f"{self.config_path}: not readable JSON ({exc})") from None
-        if not isinstance(data, dict) or data.get("format") != CONFIG_FORMAT or not isinstance(data.get("boards"), dict):
+        if (not isinstance(data, dict) or data.get("format") != CONFIG_FORMAT
+                or not isinstance(data.get("boards"), dict)):
             raise FormatError(f"{self.config_path}: not a cnnbench serve config (format {CONFIG_FORMAT})")
         limit = _check_limit(data.get("daily_limit"), f"{self.config_path}: daily_limit")
         size = data.get("max_upload_bytes", DEFAULT_MAX_UPLOAD)
@@ -245,8 +246,8 @@ def init_board_dir(path, presets=(), datasets=(), names=None, public_fraction: f
 def record_references(store: Store, board: LoadedBoard) -> list[str]:
     """Fit the quick reference predictors (majority/mean, ridge...) on the full file and record
     their test predictions like a submission, scored on both parts; return their names."""
-    from ..bench import protocol as train
     from ..baselines import applicable
+    from ..bench import protocol as train
 
     dataset = board.dataset
     info = train.DataInfo.from_dataset(dataset)

@@ -18,10 +18,10 @@ from pathlib import Path, PurePosixPath, PureWindowsPath
 import numpy as np
 
 from ..board import predictions as reading
-from ..errors import CnnbenchError, FormatError
-from ..data.h5file import SPLITS, Dataset, check_fingerprint, open_dataset
 from ..board.metrics import score
 from ..board.records import PRIMARY_METRIC
+from ..data.h5file import SPLITS, Dataset, check_fingerprint, open_dataset
+from ..errors import CnnbenchError, FormatError
 
 
 @dataclass
@@ -38,7 +38,7 @@ class LoadedBoard:
     daily_limit: int | None
 
     @classmethod
-    def load(cls, name: str, full: Path, public: Path, split: Path, daily_limit: int | None) -> "LoadedBoard":
+    def load(cls, name: str, full: Path, public: Path, split: Path, daily_limit: int | None) -> LoadedBoard:
         dataset = open_dataset(full)
         arrays = {s: dataset.load(s) for s in SPLITS}
         check_fingerprint(dataset, arrays)

@@ -17,10 +17,10 @@ import secrets
 import sqlite3
 import unicodedata
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
-from ..errors import CnnbenchError, ParamError
 from ..board.store import Leaderboard, LeaderboardError
+from ..errors import CnnbenchError, ParamError
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS serve_tokens (
@@ -57,7 +57,7 @@ class QuotaError(CnnbenchError):
 
 
 def now_utc() -> datetime:
-    return datetime.now(timezone.utc)
+    return datetime.now(UTC)
 
 
 def token_digest(token: str) -> str:
@@ -100,7 +100,7 @@ class Submission:
     sha256: str
 
     @classmethod
-    def from_row(cls, row) -> "Submission":
+    def from_row(cls, row) -> Submission:
         values = list(row)
         values[7], values[8] = json.loads(values[7]), json.loads(values[8])
         return cls(*values)

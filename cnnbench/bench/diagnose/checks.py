@@ -18,7 +18,45 @@ from torch import nn
 from ..protocol import Recipe, loss_function
 from .results import FAIL, INFO, PASS, SKIP, WARN, CheckResult, fmt
 from .setup import Guard, Setup
-from .thresholds import (AUG_MIN_GAIN, AUG_RATIO_FAIL, AUG_RATIO_WARN, CORRELATED_OUTPUTS, DEAD_ALL_FAIL, DEAD_ALL_WARN, DEAD_GROWN_FAIL, DEAD_GROWN_WARN, DEAD_LAYER_FAIL, DEAD_LAYER_WARN, DECAY_RATIO_FAIL, DECAY_RATIO_WARN, DROPOUT_FAIL, DROPOUT_WARN, FROZEN_FAIL, GRAD_TINY, GRAD_VANISH_RATIO, INIT_LOSS_RATIO_WARN, INPUT_MAX_FAIL, INPUT_MAX_TINY, LOGPROB_TOL, LOSS_CONSTANT, LOSS_FLAT, LOSS_SLOW, OUTPUT_CONSTANT, OVERFIT_PASS, PARAMS_PER_SAMPLE_WARN, POSITION_FAMILIES, PROB_TOL, RANGE_UNREACHABLE_FAIL, SATURATING_DEEP, SPREAD_FAIL, TARGET_RMS_FAIL, TARGET_RMS_WARN, TARGET_STD_TINY, TARGETS_INDEPENDENT, WEIGHT_FROZEN, WEIGHT_SLOW)
+from .thresholds import (
+    AUG_MIN_GAIN,
+    AUG_RATIO_FAIL,
+    AUG_RATIO_WARN,
+    CORRELATED_OUTPUTS,
+    DEAD_ALL_FAIL,
+    DEAD_ALL_WARN,
+    DEAD_GROWN_FAIL,
+    DEAD_GROWN_WARN,
+    DEAD_LAYER_FAIL,
+    DEAD_LAYER_WARN,
+    DECAY_RATIO_FAIL,
+    DECAY_RATIO_WARN,
+    DROPOUT_FAIL,
+    DROPOUT_WARN,
+    FROZEN_FAIL,
+    GRAD_TINY,
+    GRAD_VANISH_RATIO,
+    INIT_LOSS_RATIO_WARN,
+    INPUT_MAX_FAIL,
+    INPUT_MAX_TINY,
+    LOGPROB_TOL,
+    LOSS_CONSTANT,
+    LOSS_FLAT,
+    LOSS_SLOW,
+    OUTPUT_CONSTANT,
+    PARAMS_PER_SAMPLE_WARN,
+    POSITION_FAMILIES,
+    PROB_TOL,
+    RANGE_UNREACHABLE_FAIL,
+    SATURATING_DEEP,
+    SPREAD_FAIL,
+    TARGET_RMS_FAIL,
+    TARGET_RMS_WARN,
+    TARGET_STD_TINY,
+    TARGETS_INDEPENDENT,
+    WEIGHT_FROZEN,
+    WEIGHT_SLOW,
+)
 from .trace import Trace
 
 LOGITS_LOSSES = (F.cross_entropy,)  # losses that apply softmax themselves
@@ -200,7 +238,8 @@ def input_used_check(out: torch.Tensor, input_grad: float | None, dead_at_init: 
     size = float(out.abs().max())
     v = {"output_spread": spread, "output_size": size, "input_gradient": input_grad}
     evidence = (f"at init, outputs over {len(out)} images: largest std across images {fmt(spread)} "
-                f"(largest |output| {fmt(size)}); d(outputs)/d(input) norm {fmt(input_grad) if input_grad is not None else 'none (input unused)'}")
+                f"(largest |output| {fmt(size)}); d(outputs)/d(input) norm "
+                f"{fmt(input_grad) if input_grad is not None else 'none (input unused)'}")
     constant = spread <= OUTPUT_CONSTANT * max(size, 1e-12)
     if not input_grad and not constant:  # the values depend on the image, but no gradient flows back
         return CheckResult("input used", WARN, evidence + "; no gradient flows back to the image",
@@ -518,11 +557,11 @@ def loss_trend_check(losses: list[float], constant: float | None = None, loss_na
     v = {"losses": losses, "constant_loss": constant}
     if not losses:
         return CheckResult("loss trend", SKIP, "no training steps", "")
-    bad = next((i for i, l in enumerate(losses) if not math.isfinite(l)), None)
+    bad = next((i for i, loss in enumerate(losses) if not math.isfinite(loss)), None)
     if bad is not None:
         return CheckResult("loss trend", FAIL, f"loss is NaN/inf at step {bad + 1}",
                            "the run diverges: lower the learning rate, scale inputs and targets", v, "lr-too-high")
-    negative = next((i for i, l in enumerate(losses) if l < 0), None)
+    negative = next((i for i, loss in enumerate(losses) if loss < 0), None)
     if loss_name and negative is not None:
         return CheckResult("loss trend", FAIL, f"loss {fmt(losses[negative])} at step {negative + 1}: impossible "
                            f"for {loss_name}, which is never negative",

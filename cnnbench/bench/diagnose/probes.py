@@ -18,19 +18,41 @@ time cap aside; its evidence says when it was hit).
 from __future__ import annotations
 
 import time
-from typing import Callable
+from collections.abc import Callable
 
 import numpy as np
 import torch
 
-from ...errors import ParamError
-from ...data.h5file import Dataset, open_dataset
 from ...board.records import MAX_SEED
-from ..protocol import (DataInfo, Recipe, Split, TargetScaler, build_optimizer, count_parameters, decoder, loss_function, protocol_steps, resolve_device, training_generators)
+from ...data.h5file import Dataset, open_dataset
+from ...errors import ParamError
+from ..protocol import (
+    DataInfo,
+    Recipe,
+    Split,
+    TargetScaler,
+    build_optimizer,
+    count_parameters,
+    decoder,
+    loss_function,
+    protocol_steps,
+    resolve_device,
+    training_generators,
+)
 from . import checks as C
 from .results import FAIL, PASS, SKIP, WARN, CheckResult, Diagnosis, fmt
 from .setup import Guard, Setup, fresh_recipe, one_line, read_train_sample
-from .thresholds import (DEFAULT_STEPS, EVAL_SAMPLES, OVERFIT_PASS, OVERFIT_SAMPLES, OVERFIT_STEPS_PER_STEP, OVERFIT_STOP, OVERFIT_TIME_S, OVERFIT_WARN, PROBE_SAMPLES)
+from .thresholds import (
+    DEFAULT_STEPS,
+    EVAL_SAMPLES,
+    OVERFIT_PASS,
+    OVERFIT_SAMPLES,
+    OVERFIT_STEPS_PER_STEP,
+    OVERFIT_STOP,
+    OVERFIT_TIME_S,
+    OVERFIT_WARN,
+    PROBE_SAMPLES,
+)
 from .trace import Trace, trace_forward
 from .verdict import rank_causes
 

@@ -2,15 +2,15 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Callable
 
 import h5py
 import numpy as np
 import torch
 
-from ...errors import CnnbenchError, FormatError, ParamError
 from ...data.h5file import Dataset
+from ...errors import CnnbenchError, FormatError, ParamError
 from ..protocol import DataInfo, Recipe, TargetScaler, build_recipe
 from .results import DiagnoseError
 

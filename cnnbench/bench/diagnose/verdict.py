@@ -19,9 +19,10 @@ their evidence is:
 
 The root cause is the firing cause of the lowest tier, FAILs before WARNs within a tier. A
 WARN of the same or a lower tier goes before a FAIL it explains (targets at the wrong scale
-explain a learning rate that looks too high; inputs scaled twice explain units dead at init). Symptoms (collapse, the overfit probe, a loss no better
-than a constant) name no cause: they are what the causes explain. Nothing is ranked when no
-check FAILs and the model shows no symptom (the WARNs are then things to look at).
+explain a learning rate that looks too high; inputs scaled twice explain units dead at init).
+Symptoms (collapse, the overfit probe, a loss no better than a constant) name no cause: they
+are what the causes explain. Nothing is ranked when no check FAILs and the model shows no
+symptom (the WARNs are then things to look at).
 """
 
 from __future__ import annotations

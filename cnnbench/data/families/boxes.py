@@ -630,7 +630,7 @@ def _estimate_centres(p: dict, block: dict) -> np.ndarray:
         points = np.sort(np.concatenate([start[:, None], np.clip(kinks, start[:, None], stop[:, None]),
                                          stop[:, None]], axis=1), axis=1)
 
-        def render_at(x):
+        def render_at(x, axis=axis):  # bound now: called within this iteration
             at = centre.copy()
             at[:, axis] = x
             return render(at)
@@ -645,7 +645,8 @@ def _estimate_centres(p: dict, block: dict) -> np.ndarray:
                 return (u * v).sum(axis=(1, 2, 3), dtype=np.float64)[:, None]
             coef = [dot(r, r), -2 * dot(r, slope), dot(slope, slope) - 2 * dot(r, curve),
                     2 * dot(slope, curve), dot(curve, curve)]
-            value = lambda t: sum(c * t ** k for k, c in enumerate(coef))  # noqa: E731
+            def value(t, coef=coef):
+                return sum(c * t ** k for k, c in enumerate(coef))
             t = grid[np.argmin(value(grid[None, :]), axis=1)][:, None]
             for _ in range(3):  # Newton on the derivative, from the best grid point
                 d1 = sum(k * c * t ** (k - 1) for k, c in enumerate(coef) if k)
