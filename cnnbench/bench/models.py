@@ -12,7 +12,7 @@ import hashlib
 import os
 from pathlib import Path
 
-from ..board.records import MAX_NAME, MAX_PARAMS, PRIMARY_METRIC, RunRecord, check_name, check_notes  # noqa: F401
+from ..board.records import check_name, check_notes
 from ..data.h5file import open_dataset
 from ..data.params import MAX_EPOCHS, check_run_int
 from ..data.shards import refuse_shard
@@ -60,7 +60,7 @@ def load_factory(spec: str):
             module_spec.loader.exec_module(module)
         except Exception as exc:
             sys.modules.pop(name, None)
-            raise ParamError(f"--model: importing {module_part} failed: {_one_line(exc)}") from None
+            raise ParamError(f"--model: importing {module_part} failed: {one_line(exc)}") from None
     else:
         if os.getcwd() not in sys.path and "" not in sys.path:
             sys.path.insert(0, os.getcwd())  # the console script, unlike `python -m`, leaves it out
@@ -69,7 +69,7 @@ def load_factory(spec: str):
         except ModuleNotFoundError as exc:
             raise ParamError(f"--model: no module named {exc.name!r} (is it installed, or on PYTHONPATH?)") from None
         except Exception as exc:
-            raise ParamError(f"--model: importing {module_part} failed: {_one_line(exc)}") from None
+            raise ParamError(f"--model: importing {module_part} failed: {one_line(exc)}") from None
     factory = getattr(module, attr, None)
     if factory is None:
         raise ParamError(f"--model: {module_part} has no {attr!r}")
@@ -84,13 +84,14 @@ def load_factory(spec: str):
         try:
             return factory(info) if takes_info else factory()
         except Exception as exc:
-            raise ParamError(f"--model: {attr}() raised {_one_line(exc)}") from None
+            raise ParamError(f"--model: {attr}() raised {one_line(exc)}") from None
 
     call.__name__ = attr
     return call
 
 
-def _one_line(exc: BaseException) -> str:
+def one_line(exc: BaseException) -> str:
+    """An exception as one line: its type and the first line of its message."""
     text = str(exc).strip().splitlines()
     return f"{type(exc).__name__}: {text[0] if text else ''}".rstrip(": ")
 
@@ -122,5 +123,5 @@ def evaluate_model(dataset_path, model: str, *, name: str | None = None, seeds=(
         except CnnbenchError:
             raise
         except Exception as exc:
-            raise ParamError(f"--model {model}: training failed (seed {seed}): {_one_line(exc)}") from None
+            raise ParamError(f"--model {model}: training failed (seed {seed}): {one_line(exc)}") from None
         yield dataset, result.record

@@ -26,7 +26,7 @@ from ..data.h5file import SPLITS, Dataset, check_fingerprint, open_dataset
 from ..data.shards import refuse_shard
 from ..errors import FormatError, ParamError
 from .metrics import score
-from .records import MAX_NAME, MAX_PARAMS, PRIMARY_METRIC, RunRecord, check_name, check_notes  # noqa: F401
+from .records import MAX_PARAMS, PRIMARY_METRIC, RunRecord, check_name, check_notes
 
 PREDICTION_SUFFIXES = (".npy", ".csv", ".h5", ".hdf5")
 # dtype kinds read as numbers: signed and unsigned integers, floats (bool is not a number here).

@@ -21,7 +21,6 @@ from ..data.generate import first_samples, spec_from_dict
 from ..data.h5file import SPLITS, Dataset, DatasetWriter, check_fingerprint, check_output_path, open_dataset
 from ..data.shards import refuse_shard
 from ..errors import CnnbenchError, FormatError, ParamError, UnknownNameError
-from .records import MAX_NAME, MAX_PARAMS, PRIMARY_METRIC, RunRecord, check_name, check_notes  # noqa: F401
 
 # Dataset seeds below this can be found by trying every one against the public file.
 MIN_SECRET_SEED = 2 ** 32

@@ -6,6 +6,7 @@ import json
 import math
 from dataclasses import asdict, dataclass, field
 
+from ...board.records import finite_json
 from ...errors import CnnbenchError
 
 PASS, WARN, FAIL, SKIP, INFO = "PASS", "WARN", "FAIL", "SKIP", "INFO"
@@ -36,7 +37,7 @@ class CheckResult:
     cause: str = ""
 
     def as_dict(self) -> dict:
-        return finite(asdict(self))
+        return finite_json(asdict(self))
 
 
 @dataclass
@@ -100,21 +101,10 @@ class Diagnosis:
         out["verdict"] = self.cause.key if self.cause else None
         out["causes"] = [c.as_dict() for c in self.causes]
         out["checks"] = [c.as_dict() for c in self.checks]
-        return finite(out)
+        return finite_json(out)
 
     def to_json(self) -> str:
         return json.dumps(self.as_dict(), indent=2, allow_nan=False)
-
-
-def finite(obj):
-    """NaN and inf become None (JSON has neither)."""
-    if isinstance(obj, float):
-        return obj if math.isfinite(obj) else None
-    if isinstance(obj, dict):
-        return {k: finite(v) for k, v in obj.items()}
-    if isinstance(obj, (list, tuple)):
-        return [finite(v) for v in obj]
-    return obj
 
 
 def fmt(v: float | None) -> str:

@@ -11,13 +11,9 @@ import torch
 
 from ...data.h5file import Dataset
 from ...errors import CnnbenchError, FormatError, ParamError
+from ..models import one_line
 from ..protocol import DataInfo, Recipe, TargetScaler, build_recipe
 from .results import DiagnoseError
-
-
-def one_line(exc: BaseException) -> str:
-    text = str(exc).strip().splitlines()
-    return f"{type(exc).__name__}: {text[0] if text else ''}".rstrip(": ")
 
 
 class Guard:
