@@ -130,7 +130,7 @@ def check_data_dir(presets: list[Preset], data_dir: str | os.PathLike, force: bo
         if path.exists() and not force:
             reuse, why = _reusable(path, preset)
             if not reuse and why:
-                raise ParamError(f"{path} {why}; move it away or pass --force to replace it")
+                raise ParamError(f"{path} {why}; move it away or pass force=True to replace it")
 
 
 def ensure_dataset(preset: Preset, data_dir: str | os.PathLike,
