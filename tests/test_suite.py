@@ -60,7 +60,8 @@ def test_run_suite_generates_runs_records_reports_and_calls_back(tmp_path):
         cnnbench.run_suite(presets=["lines-3x3"], baselines=["majority"], data_dir=data, db=db, report=report)
     assert len(recorded(db)) == 3  # refused before any run
     again = cnnbench.run_suite(presets=["lines-3x3"], baselines=["majority"], data_dir=data, db=db,
-                               on_dataset=lambda step, path, made, _: calls["datasets"].append((step.preset.name, made)))
+                               on_dataset=lambda step, _path, made, _runs: calls["datasets"].append(
+                                   (step.preset.name, made)))
     assert calls["datasets"][-1] == ("lines-3x3", False) and again.report is None and len(recorded(db)) == 4
 
 
