@@ -12,7 +12,7 @@ import click
 from ..atomic import write_text
 from ..bench.distributed import is_writer
 from ..board.render import render_fingerprints
-from ..board.store import Leaderboard, resolve_db_path
+from ..board.store import Leaderboard, display, resolve_db_path
 from ..data.h5file import check_output_path, open_dataset
 from ..errors import ParamError
 from . import main
@@ -164,7 +164,7 @@ def bench(dataset, names, seeds, plot_dir, force, epochs, device, memory_budget,
         _run_many(ds, [(b, seed_list) for b in chosen], epochs=epochs, device=device, quiet=quiet,
                   board=board, plot_dir=plot_dir, memory_budget=memory_budget)
     if not quiet and is_writer():
-        click.echo(f"recorded in {path}")
+        click.echo(f"recorded in {display(path)}")
 
 
 @main.command("baselines")
@@ -285,4 +285,5 @@ def suite(full, rungs, preset_names, names, data_dir, seeds, dry_run, report, fo
                                              kept=lib.kept_notes(report), left_out=left_out))
         click.echo(f"wrote {report}")
     plural = "s" if len(steps) != 1 else ""
-    click.echo(f"suite: {len(records)} runs on {len(steps)} dataset{plural} in {total_s:.0f} s; recorded in {path}")
+    click.echo(f"suite: {len(records)} runs on {len(steps)} dataset{plural} in {total_s:.0f} s; "
+               f"recorded in {display(path)}")
