@@ -117,7 +117,7 @@ class BoardDir:
             _check_limit(entry.get("daily_limit"), f"{self.config_path}: boards.{name}.daily_limit")
         database = data.get("database")
         if database is not None:
-            _check_database(database, f"{self.config_path}: database")
+            _check_database(database, f"{self.config_path}: database", FormatError)
         return Config(daily_limit=limit, max_upload_bytes=size, boards=data["boards"], database=database)
 
     def write_config(self, config: Config) -> None:
@@ -144,9 +144,9 @@ class BoardDir:
         return out
 
 
-def _check_database(value, what: str) -> str:
+def _check_database(value, what: str, error=ParamError) -> str:
     if not isinstance(value, str) or not is_url(value):
-        raise ParamError(f"{what} must be a postgresql://user@host/dbname URL (or absent: the folder's "
+        raise error(f"{what} must be a postgresql://user@host/dbname URL (or absent: the folder's "
                          f"{DB}), not {value!r}")
     return value
 
