@@ -115,22 +115,28 @@ def test_50_concurrent_submissions_from_10_tokens(folder, predictions):
     _fifty_concurrent_submissions(folder, predictions, [Server(folder)])
 
 
-def test_50_concurrent_submissions_to_two_servers_sharing_postgres(template, pg_url, tmp_path):
-    """Two server processes (as behind a load balancer, on two machines) over one PostgreSQL
-    database: the same guarantees as one server over SQLite."""
+@pytest.fixture
+def pg_folder(template, pg_url, tmp_path):
+    """The template's board, set up with its store in a new PostgreSQL database."""
     folder = BoardDir(tmp_path / "pg-boards")
     init_board_dir(folder.path, datasets=[template.parent / "lines.h5"], names=["tiny"], daily_limit=4,
                    max_upload_bytes=64 * 1024, database=pg_url)
     assert not folder.db_path.exists() and json.loads(folder.config_path.read_text())["database"] == pg_url
-    n = open_dataset(folder.board_path("tiny") / "full.h5").split_size("test")
+    return folder
+
+
+def test_50_concurrent_submissions_to_two_servers_sharing_postgres(pg_folder, tmp_path):
+    """Two server processes (as behind a load balancer, on two machines) over one PostgreSQL
+    database: the same guarantees as one server over SQLite."""
+    n = open_dataset(pg_folder.board_path("tiny") / "full.h5").split_size("test")
     np.save(tmp_path / "p.npy", np.zeros(n, dtype=np.int64))
-    servers = [Server(folder)]
+    servers = [Server(pg_folder)]
     try:
-        servers.append(Server(folder))
+        servers.append(Server(pg_folder))
     except BaseException:
         servers[0].stop()
         raise
-    _fifty_concurrent_submissions(folder, tmp_path / "p.npy", servers)
+    _fifty_concurrent_submissions(pg_folder, tmp_path / "p.npy", servers)
 
 
 def _fifty_concurrent_submissions(folder, predictions, servers):
@@ -221,6 +227,16 @@ def test_submit_command_uploads_to_a_server(folder, predictions):
 
 
 def test_kill_9_during_submissions_loses_nothing_accepted(folder, predictions):
+    _kill_9_during_submissions(folder, predictions)
+
+
+def test_kill_9_over_postgres_loses_nothing_accepted(pg_folder, tmp_path):
+    n = open_dataset(pg_folder.board_path("tiny") / "full.h5").split_size("test")
+    np.save(tmp_path / "p.npy", np.zeros(n, dtype=np.int64))
+    _kill_9_during_submissions(pg_folder, tmp_path / "p.npy")
+
+
+def _kill_9_during_submissions(folder, predictions):
     config = json.loads(folder.config_path.read_text())
     config["daily_limit"] = None
     folder.config_path.write_text(json.dumps(config))
