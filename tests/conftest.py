@@ -84,24 +84,29 @@ def postgres_server():
         if done.returncode:
             log = (home / "log").read_text(errors="replace")[-800:] if (home / "log").exists() else ""
             pytest.fail(f"the PostgreSQL server did not start: {done.stderr.strip()[-300:]} {log}")
-        yield f"postgresql://postgres@/{{}}?host={home}"
+        import psycopg
+
+        with psycopg.connect(f"postgresql://postgres@/postgres?host={home}", autocommit=True) as admin:
+            admin.execute("CREATE DATABASE cnnbench")
+        yield f"postgresql://postgres@/cnnbench?host={home}"
     finally:
         pg("pg_ctl", "-D", str(data), "-m", "immediate", "stop")
         shutil.rmtree(home, ignore_errors=True)
 
 
-_databases = itertools.count()
+_schemas = itertools.count()
 
 
 @pytest.fixture
 def pg_url(postgres_server):
-    """The URL of a new, empty database on the test run's PostgreSQL server."""
+    """The URL of a new, empty schema on the test run's PostgreSQL server (one database; a
+    schema per test is far cheaper than a database, and tests the store outside ``public``)."""
     import psycopg
 
-    name = f"t{os.getpid()}_{next(_databases)}"
-    with psycopg.connect(postgres_server.format("postgres"), autocommit=True) as admin:
-        admin.execute(f"CREATE DATABASE {name}")
-    return postgres_server.format(name)
+    name = f"t{os.getpid()}_{next(_schemas)}"
+    with psycopg.connect(postgres_server, autocommit=True) as admin:
+        admin.execute(f"CREATE SCHEMA {name}")
+    return f"{postgres_server}&options=-csearch_path%3D{name}"
 
 
 @pytest.fixture(params=["sqlite", "postgresql"])

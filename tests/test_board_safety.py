@@ -347,7 +347,7 @@ def test_other_programs_tables_on_postgres_never_touched(pg_url):
         with Leaderboard(pg_url) as board:
             board.add(run())
     assert raw_sql(pg_url, ("SELECT * FROM runs", ())) == [("theirs",)]
-    tables = raw_sql(pg_url, ("SELECT tablename FROM pg_tables WHERE schemaname = 'public' ORDER BY 1", ()))
+    tables = raw_sql(pg_url, ("SELECT tablename FROM pg_tables WHERE schemaname = current_schema() ORDER BY 1", ()))
     assert tables == [("runs",), ("unrelated",)]  # no version table, nothing created
     raw_sql(pg_url, ("DROP TABLE runs", ()))
     with Leaderboard(pg_url) as board:  # other programs' tables beside ours are fine
