@@ -93,8 +93,11 @@ def test_postgres_version_table(pg_url):
     with Leaderboard(pg_url) as board:
         board.add(run(score=0.123456789012345))  # DOUBLE PRECISION: no float4 rounding
     assert raw_sql(pg_url, ("SELECT version FROM cnnbench_schema", ())) == [(SCHEMA_VERSION,)]
-    (schema,) = raw_sql(pg_url, ("SELECT schemaname FROM pg_tables WHERE tablename = 'runs'", ()))
-    assert schema[0] == raw_sql(pg_url, ("SELECT current_schema()", ()))[0][0] != "public"  # the URL's schema
+    ((schema,),) = raw_sql(pg_url, ("SELECT current_schema()", ()))  # the URL's search_path
+    assert schema != "public"
+    assert raw_sql(pg_url, ("SELECT count(*) FROM pg_tables WHERE tablename = 'runs' AND schemaname = ?",
+                            (schema,))) == [(1,)]
+    assert raw_sql(pg_url, ("SELECT count(*) FROM pg_tables WHERE schemaname = 'public'", ())) == [(0,)]
     with Leaderboard(pg_url) as board:
         assert board.runs()[0].score == 0.123456789012345
 
