@@ -8,7 +8,7 @@ import click
 
 from ..bench.distributed import is_writer
 from ..board.render import render_fingerprints
-from ..board.store import Leaderboard, resolve_db_path
+from ..board.store import Leaderboard, display, resolve_db_path
 from ..data.h5file import open_dataset
 from . import main
 from .data import progress_bar
@@ -103,7 +103,7 @@ def bench(dataset, names, seeds, plot_dir, force, epochs, device, jobs, memory_b
                   memory_budget=memory_budget, plot_dir=plot_dir, force=force, workers=resolve_jobs(jobs),
                   progress=lambda label: EpochBar(label, quiet), on_record=lambda r: click.echo(_line(r)))
     if not quiet and is_writer():
-        click.echo(f"recorded in {path}")
+        click.echo(f"recorded in {display(path)}")
 
 
 @main.command("baselines")
@@ -200,4 +200,4 @@ def suite(full, rungs, preset_names, names, data_dir, seeds, dry_run, report, fo
         click.echo(f"wrote {done.report}")
     plural = "s" if len(done.steps) != 1 else ""
     click.echo(f"suite: {len(done.records)} runs on {len(done.steps)} dataset{plural} in {done.wall_s:.0f} s; "
-               f"recorded in {done.db}")
+               f"recorded in {display(done.db)}")

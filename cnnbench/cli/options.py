@@ -10,9 +10,10 @@ from ..data.params import MAX_EPOCHS, MAX_THREADS
 
 
 def db_option(f):
-    """``--db PATH``, shared by every command that reads or writes the leaderboard."""
-    return click.option("--db", type=click.Path(dir_okay=False), default=None, metavar="PATH",
-                        help="Leaderboard database [default: $CNNBENCH_DB, else "
+    """``--db PATH|URL``, shared by every command that reads or writes the leaderboard."""
+    return click.option("--db", type=str, default=None, metavar="PATH|URL",
+                        help="Leaderboard: an SQLite file, or a postgresql://user@host/dbname URL "
+                             "(needs pip install 'cnnbench[postgres]') [default: $CNNBENCH_DB, else "
                              "$XDG_DATA_HOME/cnnbench/leaderboard.sqlite, i.e. "
                              "~/.local/share/cnnbench/leaderboard.sqlite].")(f)
 
