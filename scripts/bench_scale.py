@@ -67,13 +67,14 @@ def header() -> None:
 
 def bench_generate(images: list[int], folder: Path) -> None:
     header()
-    print("| images | wall s | images/s | peak RSS MB | file MB | fingerprint |")
-    print("|---|---|---|---|---|---|")
+    print("| images | wall s | images/s | peak RSS MB | file MB | fingerprint | load before, after |")
+    print("|---|---|---|---|---|---|---|")
     for n in images:
         out = folder / f"boxes-{n}.h5"
+        before = os.getloadavg()[0]
         wall, (rss,) = timed(cnnbench("generate", *BOXES_64, *sizes(n), "--out", out, "-q", "--force"))
         print(f"| {n:,} | {wall:.1f} | {n / wall:,.0f} | {rss:.0f} | {out.stat().st_size / 1e6:.1f} | "
-              f"{fingerprint(out)} |", flush=True)
+              f"{fingerprint(out)} | {before:.1f}, {os.getloadavg()[0]:.1f} |", flush=True)
         out.unlink()
 
 
