@@ -5,15 +5,17 @@ command; torchrun sets ``WORLD_SIZE``, ``RANK``, ``LOCAL_RANK``, ``MASTER_ADDR``
 ``MASTER_PORT`` in each. With ``WORLD_SIZE`` above 1, :func:`context` returns a
 :class:`Context` and the trainer:
 
-- draws the same global batches as one process would (same seed, same order, the recipe's
-  ``batch_size`` is the *global* batch), applies the augmentation to the global batch with
-  the same generator, and each rank computes the model on its contiguous share of it
-  (``batch_size / WORLD_SIZE`` samples; a last, shorter batch is shared as evenly as
-  possible). Each rank's mean loss is weighted by its share of the batch, so the gradient
-  DDP averages is the global batch's mean gradient, as in one process.
-- scores val and test over the whole split exactly once: eval batch ``k`` is predicted by
-  rank ``k % WORLD_SIZE``; the predictions are gathered in order on every rank and the
-  metrics computed from all of them (every rank then selects the same epoch).
+- trains on the same global batches as one process would (same seed, same order, the
+  recipe's ``batch_size`` is the *global* batch); each rank reads and preprocesses only its
+  contiguous share of each (``batch_size / WORLD_SIZE`` samples; a last, shorter batch is
+  shared as evenly as possible): in memory, its rows of the same permutation; streamed,
+  its own lanes of the file (:class:`cnnbench.data.streaming.Lanes`). The augmentation runs
+  on a global-sized batch holding the rank's rows, with the same generator, so its draws
+  are one process's. Each rank's mean loss is weighted by its share of the batch, so the
+  gradient DDP averages is the global batch's mean gradient, as in one process.
+- scores val and test over the whole split exactly once: eval batch ``k`` is read and
+  predicted by rank ``k % WORLD_SIZE`` alone; the predictions are gathered in order on every
+  rank and the metrics computed from all of them (every rank then selects the same epoch).
 - records the run on rank 0 only, with ``world_size`` and ``global_batch_size`` in its config.
 
 Backends: gloo on CPU, NCCL on CUDA (each rank on ``cuda:LOCAL_RANK``). Without torchrun (no

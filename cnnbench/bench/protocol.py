@@ -6,8 +6,9 @@ Read top to bottom, :func:`run` does this:
    are gathered from it and converted to float on the device by the recipe's ``preprocess``;
    there are no per-item reads and no DataLoader worker pool. A dataset whose arrays exceed
    the memory budget (``memory_budget``, default 4 GiB) is streamed instead: batches come
-   from whole HDF5 chunks through a bounded shuffle buffer (:mod:`cnnbench.data.streaming`), and
-   val and test are scored chunk by chunk; only the targets (a few bytes a sample) are held.
+   from contiguous pieces of HDF5 chunks, one lane per batch position
+   (:class:`cnnbench.data.streaming.Lanes`), and val and test are scored chunk by chunk; only
+   the targets (a few bytes a sample) are held.
 2. For regression, standardise the targets with the train split's mean and std (unless the
    recipe says ``target_scaling="none"``); every prediction is mapped back to the targets'
    own units before it is scored.

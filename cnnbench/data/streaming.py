@@ -21,6 +21,10 @@ An epoch, for a given ``(seed, epoch)``:
 
 So a batch's samples come from the chunks that passed through one shard's buffer; the order
 depends on (seed, epoch, shard, number of shards, buffer_size, chunk layout), never on timing.
+
+The trainer's streamed training batches use another order, :class:`Lanes` (one lane per batch
+position), whose global batches do not depend on the number of distributed ranks: each rank
+reads only its own lanes, which are its share of every batch (``docs/scale.md``).
 """
 
 from __future__ import annotations
