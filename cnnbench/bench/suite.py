@@ -1,8 +1,8 @@
 """The benchmark suite: generate the canonical presets, run their baselines, check the figures.
 
-``cnnbench suite`` is a thin layer over this module. The plan (which presets, which
-baselines, how many training seeds) is decided here; the runs go through
-:func:`cnnbench.bench.protocol.run` like any other; the figures the benchmark promises (see
+``cnnbench suite`` and ``cnnbench.run_suite`` are :func:`run_suite`. The plan (which presets,
+which baselines, how many training seeds) is decided here; the runs go through
+:func:`cnnbench.bench.runs.run_many` like any other; the figures the benchmark promises (see
 ``docs/results.md``) are checked from the records the suite produced, never typed in.
 """
 
@@ -12,21 +12,28 @@ import datetime as _dt
 import json
 import os
 import platform
+import shlex
 import statistics
+import time
 from collections.abc import Callable
+from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import torch
 
 from .. import __version__
+from ..atomic import write_text
 from ..baselines import Baseline, applicable, get_baseline
 from ..board.ranking import same_score
 from ..board.records import COLLAPSE_RULE, PRIMARY_METRIC, RunRecord
+from ..board.store import Leaderboard, resolve_db_path
 from ..data.generate import write_dataset
-from ..data.h5file import FORMAT_VERSION, format_version_of, open_dataset
+from ..data.h5file import FORMAT_VERSION, check_output_path, format_version_of, open_dataset
 from ..data.presets import Preset, all_presets
+from ..data.streaming import DEFAULT_MEMORY_BUDGET
 from ..errors import CnnbenchError, ParamError
+from .runs import RunProgress, as_seeds, run_many
 
 RUNGS = ("easy", "medium", "hard")
 
@@ -44,7 +51,7 @@ def choose_presets(full: bool, rungs: list[str] | None = None, names: list[str] 
 
     Named presets if ``names``; else every preset of the given ``rungs``; else, with
     ``full``, every preset but the medium rungs (they run on request, ``--rungs medium``)
-    plus the quick ones; else the quick presets (the seeds' own tasks).
+    plus the quick ones; else the quick presets (the three questions' own tasks).
     """
     presets = all_presets()
     if names:
@@ -69,7 +76,7 @@ def plan(presets: list[Preset], full: bool, seeds: list[int] | None = None,
     With ``full``, a baseline that names its ``suite`` presets runs only on those (the
     expensive ones go where their figures need them). Seeds: ``seeds`` for every run if
     given, else each baseline's ``seeds`` on its ``seed_presets`` (the training seeds its
-    figure needs; 10 for the seed reproductions on their datasets) and one elsewhere.
+    figure needs; 10 for the questions' recipes as asked on their datasets) and one elsewhere.
     """
     from ..data.families import get_family
 
@@ -123,7 +130,7 @@ def check_data_dir(presets: list[Preset], data_dir: str | os.PathLike, force: bo
         if path.exists() and not force:
             reuse, why = _reusable(path, preset)
             if not reuse and why:
-                raise ParamError(f"{path} {why}; move it away or pass --force to replace it")
+                raise ParamError(f"{path} {why}; move it away or pass force=True to replace it")
 
 
 def ensure_dataset(preset: Preset, data_dir: str | os.PathLike,
@@ -140,6 +147,117 @@ def ensure_dataset(preset: Preset, data_dir: str | os.PathLike,
         return path, False
     write_dataset(preset.spec(), path, force=True, progress=progress)
     return path, True
+
+
+# --------------------------------------------------------------------------------------------
+# Running it
+
+
+@dataclass
+class SuiteResult:
+    """What :func:`run_suite` did: the plan, the recorded runs, the datasets and their optima."""
+
+    steps: list[Step]
+    records: list[RunRecord]
+    fingerprints: list[str]  # the datasets run, in order, each once
+    optimum: dict[str, dict | None]  # by preset name
+    wall_s: float  # the whole suite, generation included
+    db: Path
+    report: Path | None = None
+
+
+def plan_suite(full: bool = False, rungs=None, presets: list[str] | None = None,
+               baselines: list[str] | None = None, seeds=None) -> list[Step]:
+    """The suite's plan (:func:`choose_presets` then :func:`plan`), from run_suite's parameters."""
+    rung_list = rungs.split(",") if isinstance(rungs, str) else (list(rungs) if rungs else None)
+    seed_list = as_seeds(seeds) if seeds is not None else None
+    return plan(choose_presets(full, rung_list, list(presets) if presets else None), full, seed_list,
+                list(baselines) if baselines else None)
+
+
+def suite_command(full: bool = False, rungs=None, presets=None, baselines=None, seeds=None,
+                  epochs: int | None = None) -> str:
+    """The ``cnnbench suite`` command line that makes this suite (the report names it)."""
+    rung_text = rungs if isinstance(rungs, str) or rungs is None else ",".join(rungs)
+    seed_text = None if seeds is None else (seeds if isinstance(seeds, str) else
+                                            str(seeds) if isinstance(seeds, int) else ",".join(map(str, seeds)))
+    args = ((["--full"] if full else []) + (["--rungs", rung_text] if rung_text else [])
+            + [a for p in presets or () for a in ("--preset", p)]
+            + [a for n in baselines or () for a in ("-b", n)] + (["--seeds", seed_text] if seed_text else [])
+            + (["--epochs", str(epochs)] if epochs else []))
+    return " ".join(["cnnbench suite", *map(shlex.quote, args)])
+
+
+def run_suite(*, full: bool = False, rungs=None, presets: list[str] | None = None,
+              baselines: list[str] | None = None, seeds=None, data_dir: str | os.PathLike = "data",
+              db: str | os.PathLike | None = None, report: str | os.PathLike | None = None,
+              force: bool = False, epochs: int | None = None, device: str = "auto",
+              memory_budget=DEFAULT_MEMORY_BUDGET, progress: RunProgress | None = None,
+              generate_progress: Callable[[str, int], AbstractContextManager] | None = None,
+              on_dataset: Callable[[Step, Path, bool], None] | None = None,
+              on_record: Callable[[RunRecord], None] | None = None) -> SuiteResult:
+    """Generate the canonical presets, run their baselines and record every run, as ``cnnbench suite``.
+
+    Parameters
+    ----------
+    full : every preset but the medium rungs, every applicable baseline (default: the three
+        questions' own presets with the quick baselines)
+    rungs : only the presets of these rungs ("easy", "medium", "hard"; a list or "easy,hard")
+    presets : only these presets (names)
+    baselines : only these baselines (names)
+    seeds : training seeds for every run (an int, a list or "0-9"); default each baseline's
+    data_dir : where the preset files are generated (kept and reused when their spec matches)
+    db : the leaderboard file (default ``$CNNBENCH_DB``, else the user's data folder)
+    report : write the figures and every result to this Markdown file (e.g. docs/results.md);
+        an existing one only with ``force`` (its hand-written notes are kept)
+    force : overwrite an existing ``report``, and ``data_dir`` files that are not their preset
+    epochs, device, memory_budget : as :func:`cnnbench.run`
+    progress : per run, as :func:`cnnbench.bench.runs.run_baselines`'s
+    generate_progress : ``generate_progress(preset_name, samples)`` -> a context manager whose
+        value is called with the number of samples just written, while a preset is generated
+    on_dataset : called as ``(step, path, generated)`` before a preset's runs
+    on_record : called with each :class:`~cnnbench.board.records.RunRecord` once recorded
+
+    Every refusal (an unknown name, a report or data file that needs ``force``) comes before
+    any work. Returns a :class:`SuiteResult`.
+    """
+    started = time.perf_counter()
+    steps = plan_suite(full, rungs, presets, baselines, seeds)
+    if report is not None:
+        check_output_path(report, force)
+    check_data_dir([step.preset for step in steps], data_dir, force)
+    path = resolve_db_path(db)
+    records, fingerprints, optimum = [], [], {}
+    with Leaderboard(path) as board:
+        for step in steps:
+            preset = step.preset
+            total = sum(preset.spec().sizes.values())
+            with (generate_progress(preset.name, total) if generate_progress else nullcontext()) as update:
+                file, made = ensure_dataset(preset, data_dir, update)
+            ds = open_dataset(file)
+            fingerprints.append(ds.fingerprint)
+            optimum[preset.name] = ds.optimum
+            if on_dataset is not None:
+                on_dataset(step, file, made)
+            shape = ds.shapes["train"]["images"][1:]
+            # Named baselines run whatever the image size; by default the pixel models keep to theirs.
+            runs = [(b, s) for b, s in step.runs if baselines or b.fits(shape)]
+            records += run_many(ds, runs, board, epochs=epochs, device=device, memory_budget=memory_budget,
+                                progress=progress, on_record=on_record)
+    wall_s = time.perf_counter() - started
+    written = None
+    if report is not None:
+        # The command, so the report says what it measured; the 20-minute figure is about the
+        # whole --full suite, so a narrower run does not claim it.
+        whole = full and not (rungs or presets or baselines or seeds is not None or epochs)
+        rung_list = rungs.split(",") if isinstance(rungs, str) else (list(rungs) if rungs else None)
+        run_names = {s.preset.name for s in steps}
+        left_out = [p.name for p in choose_presets(True, rung_list) if p.name not in run_names] if full else []
+        write_text(report, render_report(records, wall_s, optimum,
+                                         suite_command(full, rungs, presets, baselines, seeds, epochs),
+                                         whole_suite=whole, kept=kept_notes(report), left_out=left_out))
+        written = Path(report)
+    return SuiteResult(steps, records, list(dict.fromkeys(fingerprints)), optimum, wall_s, path, written)
 
 
 # --------------------------------------------------------------------------------------------
@@ -240,15 +358,15 @@ def check_figures(records: list[RunRecord], total_wall_s: float | None = None,
         higher = PRIMARY_METRIC[rs[0].task][1]
         return (max if higher else min)(rs, key=lambda r: r.score)
 
-    def seed000_repro():
-        rs = need("lines-3x3", "seed000-repro")
+    def lines_as_asked():
+        rs = need("lines-3x3", "lines-cnn-as-asked")
         perfect = sum(r.score >= 1.0 for r in rs)
         mean = statistics.fmean(r.score for r in rs)
         return (f"{perfect} of {len(rs)} seeds reach 1.0; mean accuracy {mean:.3f}",
                 perfect == 0 and mean <= 0.6)
 
-    def seed000_fix():
-        rs = need("lines-3x3", "seed000-fix")
+    def lines_fixed():
+        rs = need("lines-3x3", "lines-cnn-fixed")
         perfect = sum(r.score >= 1.0 for r in rs)
         return f"{perfect} of {len(rs)} seeds reach 1.0", perfect == len(rs) and len(rs) >= 10
 
@@ -256,8 +374,8 @@ def check_figures(records: list[RunRecord], total_wall_s: float | None = None,
         b = best_of("lines-16")
         return f"best {b.name}: {b.score:.4f}", b.score >= 0.99
 
-    def seed001_collapse():
-        rs = need("boxes-64", "seed001-repro")
+    def boxes_collapse():
+        rs = need("boxes-64", "boxes-cnn-as-asked")
         dead = [r for r in rs if r.collapsed]
         text = f"{len(dead)} of {len(rs)} seeds collapse ({COLLAPSE_RULE})"
         if dead:
@@ -285,7 +403,7 @@ def check_figures(records: list[RunRecord], total_wall_s: float | None = None,
         mean = need("patches-64", "mean")[0].score
         b = best_of("patches-64", exclude=("mean",))
         others = {}
-        for name in ("ridge-mean-colour", "seed002-vgg"):
+        for name in ("ridge-mean-colour", "patches-vgg-as-asked"):
             rs = _runs(records, "patches-64", name)
             if rs:
                 others[name] = min(r.score for r in rs)
@@ -324,10 +442,10 @@ def check_figures(records: list[RunRecord], total_wall_s: float | None = None,
             return text + ("" if floor is not None else "; floor unknown"), spread and room
         return measure
 
-    fig("lines-3x3", "seed 000 reproduction never reaches 1.0 over 10 seeds, mean <= 0.6", seed000_repro)
-    fig("lines-3x3", "seed 000 fix reaches 1.0 on all 10 seeds", seed000_fix)
+    fig("lines-3x3", "lines-cnn-as-asked never reaches 1.0 over 10 seeds, mean <= 0.6", lines_as_asked)
+    fig("lines-3x3", "lines-cnn-fixed reaches 1.0 on all 10 seeds", lines_fixed)
     fig("lines-16", "best test accuracy >= 0.99", lines16)
-    fig("boxes-64", "seed 001 reproduction collapses to the mean on most of 10 seeds", seed001_collapse)
+    fig("boxes-64", "boxes-cnn-as-asked collapses to the mean on most of 10 seeds", boxes_collapse)
     fig("boxes-64", "ridge test RMSE < 1 px", under("boxes-64", "ridge", 1.0))
     fig("boxes-64", "coordconv-cnnbench test RMSE < 1 px", under("boxes-64", "coordconv-cnnbench", 1.0))
     for dataset, conv in (("notsoclevr-quadrant", "liu2018-conv-quadrant"),
@@ -335,7 +453,7 @@ def check_figures(records: list[RunRecord], total_wall_s: float | None = None,
         fig(dataset, f"Liu et al. 2018's nets, 10 seeds each: CoordConv regressor under {SOLVED_PX} px "
             "test RMSE on more seeds than their conv counterpart", liu2018(dataset, conv))
     fig("patches-64", "best <= 1/8 of the mean predictor, better than ridge on mean colour and "
-        "the seed 002 reproduction", patches)
+        "patches-vgg-as-asked", patches)
     presets = all_presets()
     for dataset in dict.fromkeys(r.preset for r in records if r.preset):
         if dataset in presets and presets[dataset].rung == "hard":
