@@ -8,7 +8,7 @@ images in all: 80 % train, 10 % val, 10 % test. Prints markdown rows for docs/pe
     .venv/bin/python scripts/bench_scale.py generate --images 1000 10000 100000
     .venv/bin/python scripts/bench_scale.py generate --images 1000000   # long: ~25 min, 2 loaded cores
     .venv/bin/python scripts/bench_scale.py shards --images 100000 --shards 2
-    .venv/bin/python scripts/bench_scale.py ddp --preset boxes-64 --baseline seed001-fix
+    .venv/bin/python scripts/bench_scale.py ddp --preset boxes-64 --baseline boxes-cnn-fixed
 
 ``ddp`` times one training epoch of a baseline (the protocol's batches, forward, backward,
 optimizer step; no val scoring) in one process and in 2 gloo processes started by torchrun
@@ -236,7 +236,7 @@ def main() -> None:
     sh.add_argument("--shards", type=int, default=2)
     dd = sub.add_parser("ddp", help="a training epoch in 1 and 2 gloo processes, and the all-reduce's share")
     dd.add_argument("--preset", default="boxes-64")
-    dd.add_argument("--baseline", default="seed001-fix")
+    dd.add_argument("--baseline", default="boxes-cnn-fixed")
     dd.add_argument("--processes", type=int, nargs="+", default=[1, 2])
     dd.add_argument("--data", default=None, help="an existing file instead of generating the preset")
     dd.add_argument("--memory-budget", default=None, help="stream the train split under this budget")
