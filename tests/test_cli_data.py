@@ -251,8 +251,13 @@ def test_a_corrupt_chunk_is_one_line_naming_the_file_and_the_array(lines_file, t
     _corrupt_chunk(broken, "train/images")
     assert_one_line_error(run("show", broken, "--out", tmp_path / "g.png"),
                           f"{broken}: array train/images cannot be read (truncated or corrupt?)")
+    # diagnose reads its train sample through the same validated Dataset: the same line
+    assert_one_line_error(run("diagnose", broken, "--baseline", "majority"),
+                          f"{broken}: array train/images cannot be read (truncated or corrupt?)")
     _corrupt_chunk(broken, "train/targets")
     assert_one_line_error(run("info", broken), f"{broken}: array train/targets cannot be read")
+    assert_one_line_error(run("diagnose", broken, "--baseline", "majority"),
+                          f"{broken}: array train/targets cannot be read")
     assert not (tmp_path / "g.png").exists()
 
 
