@@ -1,31 +1,34 @@
 """Baseline models, installed as ``cnnbench.baselines``: one readable file per baseline.
 
 Every baseline is a factory ``make(info: DataInfo) -> Recipe`` (see :mod:`cnnbench.bench.protocol`),
-registered here once with what it applies to. The files, by the seed advice they test:
+registered here once with what it applies to. The three questions cnnbench grew from (one
+per family; see the README) name the files:
 
-- ``reference.py``: majority class / mean target, ridge on pixels (seed 001's "it is linear").
-- ``seed000_two_filter_cnn.py``: seed 000's net reproduced (softmax twice, raw pixels, SGD
-  1e-3) and its corrected recipe.
-- ``seed001_coordinate_cnn.py``: seed 001's CNN reproduced (Adam 0.01, unscaled pixel targets)
-  and its corrected recipe.
-- ``mlp.py``: one hidden layer (seed 001's answer).
+- ``reference.py``: majority class / mean target, ridge on pixels (the boxes question's "it is linear").
+- ``seed000_two_filter_cnn.py``: the lines question's net as asked (``lines-cnn-as-asked``:
+  softmax twice, raw pixels, SGD 1e-3) and its corrected recipe (``lines-cnn-fixed``).
+- ``seed001_coordinate_cnn.py``: the boxes question's CNN as asked (``boxes-cnn-as-asked``:
+  Adam 0.01, unscaled pixel targets) and its corrected recipe (``boxes-cnn-fixed``).
+- ``mlp.py``: one hidden layer (the boxes question's answer).
 - ``coordconv.py``: a CoordConv-style net of cnnbench's own (not the paper's) and a plain CNN.
 - ``coordconv_regressor.py``, ``coordconv_conv_uniform.py``, ``coordconv_conv_quadrant.py``:
   Liu et al. 2018's CoordConv regressor and its two conv counterparts, exactly as their code
   builds and trains them (shared parts in ``coordconv_liu2018.py``).
-- ``seed002_vgg.py``: seed 002's VGG-like regressor reproduced, and trained as the answers advise.
-- ``resnet.py``: a small ResNet (seed 002's advice).
-- ``p4_equivariant_cnn.py``: p4 group convolutions, rotation-invariant (seed 002's advice).
-- ``classify_then_regress.py``: bins plus a residual (seed 002's advice).
+- ``seed002_vgg.py``: the patches question's VGG-like regressor as asked
+  (``patches-vgg-as-asked``), and trained as the answers advise (``patches-vgg-advised``).
+- ``resnet.py``: a small ResNet (the patches question's advice).
+- ``p4_equivariant_cnn.py``: p4 group convolutions, rotation-invariant (the patches question's advice).
+- ``classify_then_regress.py``: bins plus a residual (the patches question's advice).
 - ``ridge_mean_colour.py``: ridge on the well's mean colour (the obvious hand-made feature).
 """
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from ..errors import UnknownNameError
+from ..errors import DeprecatedNameWarning, UnknownNameError
 
 ALL_FAMILIES = None  # a Baseline.families value: applies to any family of the right task
 
@@ -37,10 +40,10 @@ class Baseline:
     name : leaderboard name
     summary : one line for ``cnnbench baselines``
     make : callable(DataInfo) -> Recipe
-    tests : the seed advice it reproduces or tests (e.g. "seed 000 reproduction")
+    tests : the question's recipe or advice it reproduces or tests (e.g. "lines question, as asked")
     tasks : tasks it can solve
     families : families it is meant for (None: any family of those tasks)
-    quick : run by the default ``cnnbench suite`` (seconds per run, or a seed's own failure
+    quick : run by the default ``cnnbench suite`` (seconds per run, or a question's own failure
         on its easy preset)
     max_inputs : the most values per image (H*W*C) it is run on by default (pixel models
         whose size grows with the image: ridge's normal equations, the MLP's first layer)
@@ -52,6 +55,8 @@ class Baseline:
         quick baseline whose runs are not seconds: its figure needs ``--full``)
     suite : the presets ``suite --full`` runs it on (None: every applicable preset); keeps
         the expensive baselines to the datasets whose figures need them
+    aliases : former names, still accepted (with a deprecation warning) wherever a baseline
+        is named; boards recorded under them keep those row names
     """
 
     name: str
@@ -68,6 +73,7 @@ class Baseline:
     seed_presets: tuple = ()
     suite: tuple | None = None
     max_inputs: int | None = None
+    aliases: tuple = ()
 
     def applies_to(self, family: str, task: str) -> bool:
         return task in self.tasks and (self.families is None or family in self.families)
@@ -105,6 +111,8 @@ def _collect() -> dict[str, Baseline]:
         for baseline in module.BASELINES:
             assert baseline.name not in found, f"baseline {baseline.name} registered twice"
             found[baseline.name] = baseline
+    former = [a for b in found.values() for a in b.aliases]
+    assert len(set(former)) == len(former) and not set(former) & set(found), "an alias is taken"
     return found
 
 
@@ -120,10 +128,16 @@ def all_baselines() -> dict[str, Baseline]:
 
 
 def get_baseline(name: str) -> Baseline:
+    """The baseline of this name; a former name (``aliases``) still works, with a warning."""
     baselines = all_baselines()
-    if name not in baselines:
+    if name in baselines:
+        return baselines[name]
+    renamed = next((b for b in baselines.values() if name in b.aliases), None)
+    if renamed is None:
         raise UnknownNameError(f"unknown baseline {name!r} (known: {', '.join(baselines)})")
-    return baselines[name]
+    warnings.warn(f"baseline {name!r} is now called {renamed.name!r}; the old name will be removed",
+                  DeprecatedNameWarning, stacklevel=2)
+    return renamed
 
 
 def applicable(family: str, task: str, quick_only: bool = False) -> list[Baseline]:

@@ -1,4 +1,4 @@
-"""Classify into bins, then regress the residual: seed 002's advice for a bounded label.
+"""Classify into bins, then regress the residual: the patches question's advice for a bounded label.
 
 The target range (standardised) is cut into ``BINS`` equal bins. The network (the small
 ResNet's features) has two heads: logits over the bins, and one residual per bin. Training
@@ -64,6 +64,6 @@ def make(info: DataInfo) -> Recipe:
 
 BASELINES = [
     Baseline("classify-regress", f"small ResNet features, {BINS} bins + a residual per bin",
-             make, tests="seed 002: classify then regress", tasks=("regression",), families=("patches",),
+             make, tests="patches question: classify then regress", tasks=("regression",), families=("patches",),
              epochs="15 (30 up to 1,000 images)", suite=("patches-64",)),
 ]

@@ -95,10 +95,10 @@ SUITE = ("boxes-64", "boxes-64-quadrant", "boxes-64-medium", "boxes-64-hard", "n
 
 BASELINES = [
     Baseline("coordconv-cnnbench", "a CoordConv-style net of cnnbench's own (not the paper's): coordinate "
-             "channels, ReLU, 1x1 convs, max+mean pooling", make_coordconv, tests="seed 001: CoordConv",
+             "channels, ReLU, 1x1 convs, max+mean pooling", make_coordconv, tests="boxes question: CoordConv",
              tasks=("regression",), families=("boxes",),
              epochs="5 (40 up to 4,000 images)", suite=SUITE),
     Baseline("plain-cnn", "coordconv-cnnbench's control: strided convs + dense head, no coordinates",
-             make_plain, tests="seed 001: CoordConv's plain-CNN control", tasks=("regression",),
+             make_plain, tests="boxes question: CoordConv's plain-CNN control", tasks=("regression",),
              families=("boxes",), epochs="5 (40 up to 4,000 images)", suite=SUITE),
 ]

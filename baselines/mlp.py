@@ -1,4 +1,4 @@
-"""One hidden layer: seed 001's "this can be solved with a single hidden layer".
+"""One hidden layer: the boxes question's "this can be solved with a single hidden layer".
 
 Flatten -> Linear(256) -> ReLU -> Linear(outputs); inputs / 255, targets standardised,
 Adam 1e-3, batch 64. The smallest non-linear model: if it fails, the data or the pipeline
@@ -26,7 +26,7 @@ def make(info: DataInfo) -> Recipe:
 
 
 BASELINES = [
-    Baseline("mlp", "one hidden layer of 256 ReLUs on the pixels (seed 001's answer)", make,
-             tests="seed 001: one hidden layer", quick=True, max_inputs=64 * 64 * 3,
+    Baseline("mlp", "one hidden layer of 256 ReLUs on the pixels (the boxes question's answer)", make,
+             tests="boxes question: one hidden layer", quick=True, max_inputs=64 * 64 * 3,
              epochs="10 (200 up to 100 images)"),
 ]

@@ -1,4 +1,4 @@
-"""A p4 group-equivariant CNN (Cohen & Welling 2016) in plain torch: seed 002's advice to
+"""A p4 group-equivariant CNN (Cohen & Welling 2016) in plain torch: the patches question's advice to
 build rotation invariance into the network instead of learning it.
 
 A p4 convolution shares each filter over its four quarter-turn rotations. The first layer
@@ -114,6 +114,6 @@ def make(info: DataInfo) -> Recipe:
 
 BASELINES = [
     Baseline("p4cnn", "p4 group convolutions (quarter-turn equivariant), pooled to invariant features",
-             make, tests="seed 002: equivariant CNNs", families=("patches",),
+             make, tests="patches question: equivariant CNNs", families=("patches",),
              epochs="15 (30 up to 1,000 images)", suite=("patches-64",)),
 ]

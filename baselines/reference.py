@@ -123,6 +123,6 @@ BASELINES = [
              tests="reference", tasks=("regression",), quick=True, source="reference",
              epochs="closed form"),
     Baseline("ridge", "ridge least squares on grey pixels, penalty chosen on val", make_ridge,
-             tests="seed 001: the task is linear", quick=True, max_inputs=64 * 64 * 3,
+             tests="boxes question: the task is linear", quick=True, max_inputs=64 * 64 * 3,
              source="reference", epochs="closed form"),
 ]

@@ -1,7 +1,7 @@
-"""A small ResNet (He et al. 2016): seed 002's "try a small ResNet" advice.
+"""A small ResNet (He et al. 2016): the patches question's "try a small ResNet" advice.
 
 A stride-2 stem, three stages of one basic residual block each (16, 32, 64 channels), global
-average pooling and a linear head: about 80k parameters, against the seed's 533k for 5,000
+average pooling and a linear head: about 80k parameters, against the question's 533k for 5,000
 images. Inputs / 255, standardised targets, AdamW 2e-3 with a cosine schedule to zero, and
 random dihedral flips and quarter turns as augmentation (the label does not change under them).
 """
@@ -80,7 +80,7 @@ def make(info: DataInfo) -> Recipe:
 
 BASELINES = [
     Baseline("resnet", "a small ResNet (3 residual blocks, 16-64 channels), flips as augmentation",
-             make, tests="seed 002: a small ResNet", families=None,
+             make, tests="patches question: a small ResNet", families=None,
              epochs="15 (100 up to 1,000 images)",
              suite=("lines-32-hard", "boxes-64-medium", "boxes-64-hard", "patches-64",
                     "patches-64-medium", "patches-64-hard")),

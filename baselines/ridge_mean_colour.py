@@ -1,4 +1,4 @@
-"""Ridge regression on the well's mean colour: the obvious hand-made feature for seed 002.
+"""Ridge regression on the well's mean colour: the obvious hand-made feature for the patches question.
 
 The concentration is the dye's colour, so the mean RGB of a crop in the middle of the image
 (inside the well whatever the rotation, flip or 5 % shift) carries most of the answer. This
@@ -39,6 +39,6 @@ def make(info: DataInfo) -> Recipe:
 
 BASELINES = [
     Baseline("ridge-mean-colour", "ridge on the mean colour of the image's centre (the well)", make,
-             tests="seed 002: the colour is the label", tasks=("regression",), families=("patches",),
+             tests="patches question: the colour is the label", tasks=("regression",), families=("patches",),
              quick=True, source="reference", epochs="closed form"),
 ]

@@ -1,4 +1,4 @@
-"""Seed 000: "a conv net cannot learn very simple data" -- reproduced, then fixed.
+"""The lines question ("a conv net cannot learn very simple data"): as asked, then fixed.
 
 The question (Keras, channels last) trained this on six 3x3 images, one white row or one
 white column, values 0 and 255::
@@ -7,17 +7,17 @@ white column, values 0 and 255::
     loss tf.nn.softmax_cross_entropy_with_logits on the Softmax output, SGD lr 1e-3,
     batch 6, 100 epochs, raw 0..255 input
 
-and saw the loss frozen at 0.8133, accuracy 0.5, filters unchanged. ``seed000-repro`` is that
+and saw the loss frozen at 0.8133, accuracy 0.5, filters unchanged. ``lines-cnn-as-asked`` is that
 recipe in torch: Keras' default initialisation (glorot_uniform weights, zero biases), the
 softmax inside the model and ``cross_entropy`` (which applies softmax again) outside it. On
 raw pixels the first softmax saturates at a one-hot vector, its gradient vanishes, and the
 second softmax of a one-hot vector can only move the loss between two constants (0.3133 and
 1.3133 per image: 0.8133 is their mean at accuracy 0.5). Nothing trains.
 
-``seed000-fix`` applies the answers' fixes together: inputs / 255, logits into the loss
+``lines-cnn-fixed`` applies the answers' fixes together: inputs / 255, logits into the loss
 (no softmax in the model), 6 filters with "same" padding, Adam 1e-2.
 
-On large datasets (more than 100 training images) the seed's 100 epochs of batch 6 would be
+On large datasets (more than 100 training images) the question's 100 epochs of batch 6 would be
 minutes of tiny steps, so both recipes then train for 5 epochs.
 """
 
@@ -88,12 +88,14 @@ def make_fix(info: DataInfo) -> Recipe:
 
 
 BASELINES = [
-    Baseline("seed000-repro", "seed 000's net as asked: softmax twice, raw pixels, SGD 1e-3 (fails)",
-             make_reproduction, tests="seed 000 reproduction", tasks=("classification",),
+    Baseline("lines-cnn-as-asked",
+             "the lines question's 2-filter CNN as asked: softmax twice, raw pixels, SGD 1e-3 (fails)",
+             make_reproduction, tests="lines question, as asked", tasks=("classification",),
              families=("lines",), quick=True, epochs="100 (5 above 100 images)", seeds=10,
-             seed_presets=("lines-3x3",)),
-    Baseline("seed000-fix", "seed 000's net fixed: logits loss, /255, 6 same-padded filters, Adam 1e-2",
-             make_fix, tests="seed 000 fixes", tasks=("classification",), families=("lines",),
-             quick=True, epochs="100 (5 above 100 images)", seeds=10,
-             seed_presets=("lines-3x3",)),
+             seed_presets=("lines-3x3",), aliases=("seed000-repro",)),
+    Baseline("lines-cnn-fixed",
+             "the lines question's CNN fixed: logits loss, /255, 6 same-padded filters, Adam 1e-2",
+             make_fix, tests="lines question, the answers' fixes", tasks=("classification",),
+             families=("lines",), quick=True, epochs="100 (5 above 100 images)", seeds=10,
+             seed_presets=("lines-3x3",), aliases=("seed000-fix",)),
 ]

@@ -1,4 +1,5 @@
-"""Seed 002: "which CNN architecture for regression?" -- the asker's VGG-like net, reproduced.
+"""The patches question ("which CNN architecture for regression?"): the asker's
+VGG-like net as asked, then trained as the answers advise.
 
 The question's best model (pseudo code), trained with MSE::
 
@@ -14,7 +15,7 @@ MSE of 0.3 only makes sense on standardised targets), and no augmentation. It is
 expensive baseline here (about half a minute per epoch on 2 CPU cores), so it trains for 2
 epochs by default: enough to show where it stands, not a tuned result.
 
-``seed002-fix`` is the same net trained as the answers advise: the label-preserving
+``patches-vgg-advised`` is the same net trained as the answers advise: the label-preserving
 symmetries as augmentation (the eight quarter turns and flips, drawn per image), twice the
 epochs, and a learning rate that decays to zero along a cosine.
 """
@@ -64,10 +65,13 @@ def make_fix(info: DataInfo) -> Recipe:
 
 
 BASELINES = [
-    Baseline("seed002-vgg", "seed 002's VGG-like net as asked (9 convs + BN, ~0.5M params, no augmentation)",
-             make, tests="seed 002 reproduction", tasks=("regression",), families=("patches",), epochs="2",
-             suite=("patches-64",)),
-    Baseline("seed002-fix", "seed 002's VGG-like net with the advice: dihedral augmentation, cosine lr, 4 epochs",
-             make_fix, tests="seed 002 fixes", tasks=("regression",), families=("patches",), epochs="4",
-             suite=("patches-64",)),
+    Baseline("patches-vgg-as-asked",
+             "the patches question's VGG-like net as asked (9 convs + BN, ~0.5M params, no augmentation)",
+             make, tests="patches question, as asked", tasks=("regression",), families=("patches",),
+             epochs="2", suite=("patches-64",), aliases=("seed002-vgg",)),
+    Baseline("patches-vgg-advised",
+             "the patches question's VGG-like net with the answers' advice: dihedral augmentation, "
+             "cosine lr, 4 epochs",
+             make_fix, tests="patches question, the answers' advice", tasks=("regression",),
+             families=("patches",), epochs="4", suite=("patches-64",), aliases=("seed002-fix",)),
 ]

@@ -288,10 +288,10 @@ def files_section(rounds: int, folder: Path) -> None:
 
 
 TRAINED = {  # each CNN baseline on the canonical preset of the family it is meant for
-    "seed000-repro": "lines-16", "seed000-fix": "lines-16",
-    "seed001-repro": "boxes-64", "seed001-fix": "boxes-64",
+    "lines-cnn-as-asked": "lines-16", "lines-cnn-fixed": "lines-16",
+    "boxes-cnn-as-asked": "boxes-64", "boxes-cnn-fixed": "boxes-64",
     "coordconv-cnnbench": "boxes-64", "plain-cnn": "boxes-64",
-    "seed002-vgg": "patches-64", "seed002-fix": "patches-64", "resnet": "patches-64",
+    "patches-vgg-as-asked": "patches-64", "patches-vgg-advised": "patches-64", "resnet": "patches-64",
     "p4cnn": "patches-64", "classify-regress": "patches-64",
 }
 

@@ -63,7 +63,7 @@ def _make(family: str, n_samples, random_state, return_factors: bool, params: di
 
 
 def make_lines(n_samples: int = 1000, *, random_state: int = 0, return_factors: bool = False, **params):
-    """Images of one white row or column (seed 000's task): classification.
+    """Images of one white row or column (the lines question's task): classification.
 
     Parameters
     ----------
@@ -92,7 +92,7 @@ def make_lines(n_samples: int = 1000, *, random_state: int = 0, return_factors: 
 
 
 def make_boxes(n_samples: int = 1000, *, random_state: int = 0, return_factors: bool = False, **params):
-    """Images of one square whose centre is the target (seed 001's task): regression.
+    """Images of one square whose centre is the target (the boxes question's task): regression.
 
     Parameters
     ----------
@@ -119,7 +119,7 @@ def make_boxes(n_samples: int = 1000, *, random_state: int = 0, return_factors: 
 
 
 def make_patches(n_samples: int = 1000, *, random_state: int = 0, return_factors: bool = False, **params):
-    """Images of a well whose colour gives a concentration (seed 002's task): regression.
+    """Images of a well whose colour gives a concentration (the patches question's task): regression.
 
     Parameters
     ----------
@@ -139,7 +139,7 @@ def make_patches(n_samples: int = 1000, *, random_state: int = 0, return_factors
     -------
     X : ndarray of shape (rows, output_size, output_size, channels), dtype uint8
     y : ndarray of shape (rows, 1), dtype float32
-        The concentration, in the seed's units (80..350).
+        The concentration, in the question's units (80..350).
     factors : dict of str to ndarray, only with ``return_factors=True``
     """
     return _make("patches", n_samples, random_state, return_factors, params)
@@ -325,7 +325,7 @@ def _factory(model, ds: Dataset) -> tuple[Callable, str, str]:
 
         baseline = get_baseline(model)
         if not baseline.applies_to(ds.family, ds.task):
-            raise ParamError(f"model: baseline {model!r} does not apply to {ds.family} ({ds.task})")
+            raise ParamError(f"model: baseline {baseline.name!r} does not apply to {ds.family} ({ds.task})")
         return baseline.make, baseline.name, baseline.source
     from torch import nn  # run() has imported it already
 

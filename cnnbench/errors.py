@@ -29,5 +29,10 @@ class CnnbenchWarning(UserWarning):
     ``Warning: ...`` on stderr), e.g. a malformed leaderboard row that was skipped."""
 
 
+class DeprecatedNameWarning(CnnbenchWarning, FutureWarning):
+    """An old name that still works but will go (e.g. a renamed baseline); shown by default
+    in Python too (a FutureWarning), one ``Warning:`` line on the command line."""
+
+
 class DataIndexError(CnnbenchError, IndexError):
     """A sample index outside a split (an IndexError too, so iteration protocols still stop)."""

@@ -118,15 +118,18 @@ def test_load_preset_caches_checks_and_regenerates(tmp_path, monkeypatch):
 
 def test_run_score_record_from_python(lines3, tmp_path):
     db = tmp_path / "board.sqlite"
-    result = cnnbench.run(lines3, "seed000-fix", epochs=3, device="cpu")
+    result = cnnbench.run(lines3, "lines-cnn-fixed", epochs=3, device="cpu")
     r = result.record
-    assert r.name == "seed000-fix" and r.source == "baseline" and r.epochs == 3
+    assert r.name == "lines-cnn-fixed" and r.source == "baseline" and r.epochs == 3
+    with pytest.warns(FutureWarning, match="'seed000-fix' is now called 'lines-cnn-fixed'"):
+        old = cnnbench.run(lines3, "seed000-fix", epochs=3, device="cpu").record  # a former name
+    assert old.name == r.name and old.metrics == r.metrics
     # score() applies submit's checks and scoring: the run's own test predictions score the same.
     assert cnnbench.score(lines3, result.test_predicted)["accuracy"] == r.metrics["accuracy"]
     ids = cnnbench.record(result, db=db)
     assert len(ids) == 1
     [board] = cnnbench.boards(lines3, db=db)
-    assert [e.name for e in board.entries if e.name == "seed000-fix"]
+    assert [e.name for e in board.entries if e.name == "lines-cnn-fixed"]
     sub = cnnbench.record_submission(lines3, np.zeros(6, dtype=np.int64), name="all zeros", db=db)
     assert sub.source == "submission" and sub.metrics["accuracy"] == pytest.approx(0.5)
 
@@ -165,8 +168,11 @@ def test_run_accepts_in_memory_arrays_and_a_factory():
         cnnbench.run({"train": splits["train"]}, tiny)
     with pytest.raises(ParamError, match="^model: give a factory"):
         cnnbench.run(splits, torch.nn.Linear(2, 2))
-    with pytest.raises(ParamError, match="baseline 'seed001-fix' does not apply"):
-        cnnbench.run(splits, "seed001-fix")
+    with pytest.warns(FutureWarning, match="'seed001-fix' is now called 'boxes-cnn-fixed'"), \
+            pytest.raises(ParamError, match="baseline 'boxes-cnn-fixed' does not apply"):
+        cnnbench.run(splits, "seed001-fix")  # a former name: the new one's recipe, and a warning
+    with pytest.raises(ParamError, match="baseline 'boxes-cnn-fixed' does not apply"):
+        cnnbench.run(splits, "boxes-cnn-fixed")
 
 
 def test_import_cnnbench_does_not_import_torch():

@@ -11,7 +11,7 @@ from cnnbench.baselines import Baseline, all_baselines, applicable, get_baseline
 from cnnbench.bench.protocol import Recipe, run
 from cnnbench.data.families import FAMILIES
 from cnnbench.data.generate import build_spec, write_dataset
-from cnnbench.errors import UnknownNameError
+from cnnbench.errors import DeprecatedNameWarning, UnknownNameError
 
 
 @pytest.fixture(scope="module")
@@ -28,7 +28,7 @@ def small_files(tmp_path_factory):
 
 def test_registry():
     baselines = all_baselines()
-    assert {"majority", "mean", "ridge", "seed000-repro", "seed000-fix", "mlp"} <= set(baselines)
+    assert {"majority", "mean", "ridge", "lines-cnn-as-asked", "lines-cnn-fixed", "mlp"} <= set(baselines)
     for b in baselines.values():
         assert isinstance(b, Baseline) and b.summary and b.epochs and b.tests
         assert b.source in ("reference", "baseline")
@@ -38,6 +38,18 @@ def test_registry():
     with pytest.raises(UnknownNameError, match="unknown baseline 'x'"):
         get_baseline("x")
     assert all(b.quick for b in applicable("lines", "classification", quick_only=True))
+
+
+RENAMED = {"seed000-repro": "lines-cnn-as-asked", "seed000-fix": "lines-cnn-fixed",
+           "seed001-repro": "boxes-cnn-as-asked", "seed001-fix": "boxes-cnn-fixed",
+           "seed002-vgg": "patches-vgg-as-asked", "seed002-fix": "patches-vgg-advised"}
+
+
+@pytest.mark.parametrize("old, new", RENAMED.items())
+def test_former_names_still_work_with_a_deprecation_warning(old, new):
+    with pytest.warns(DeprecatedNameWarning, match=f"baseline '{old}' is now called '{new}'"):
+        assert get_baseline(old) is get_baseline(new)
+    assert old not in all_baselines()  # listed, recorded and reported under the new name only
 
 
 @pytest.mark.parametrize("name", list(all_baselines()))
@@ -59,7 +71,7 @@ def _info(path):
 
 
 def test_seed000_reproduction_still_fails(lines3):
-    make = get_baseline("seed000-repro").make
+    make = get_baseline("lines-cnn-as-asked").make
     records = [run(lines3, make, name="r", seed=s, device="cpu").record for s in range(5)]
     assert all(r.score < 1.0 for r in records)
     # The loss is frozen: softmax twice on raw pixels leaves nothing to learn.
@@ -69,7 +81,7 @@ def test_seed000_reproduction_still_fails(lines3):
 
 
 def test_seed000_fix_learns(lines3):
-    make = get_baseline("seed000-fix").make
+    make = get_baseline("lines-cnn-fixed").make
     for seed in range(5):
         assert run(lines3, make, name="f", seed=seed, device="cpu").record.score == 1.0
 

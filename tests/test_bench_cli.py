@@ -27,17 +27,28 @@ def test_help(command):
     assert result.exit_code == 0 and "Usage" in result.output
 
 
+def test_bench_takes_a_former_baseline_name_and_records_the_new_one(lines3, tmp_path):
+    db = tmp_path / "board.sqlite"
+    result = CliRunner().invoke(main, ["bench", str(lines3), "-b", "seed000-fix", "-b", "lines-cnn-fixed",
+                                       "--epochs", "1", "--db", str(db), "-q"])
+    assert result.exit_code == 0, result.output
+    assert [r.name for r in rows(db)] == ["lines-cnn-fixed"]  # one run: both names are one baseline
+    notes = [line for line in result.stderr.splitlines() if line.startswith("Warning:")]
+    assert notes == ["Warning: baseline 'seed000-fix' is now called 'lines-cnn-fixed'; "
+                     "the old name will be removed"]
+
+
 def test_bench_records_a_row_per_seed(lines3, tmp_path):
     db = tmp_path / "board.sqlite"
-    result = invoke("bench", lines3, "-b", "seed000-fix", "-b", "majority", "--seeds", "0-1",
+    result = invoke("bench", lines3, "-b", "lines-cnn-fixed", "-b", "majority", "--seeds", "0-1",
                     "--db", db, "--quiet")
     assert result.exit_code == 0, result.output
     recorded = rows(db)
-    fix = [r for r in recorded if r.name == "seed000-fix"]
+    fix = [r for r in recorded if r.name == "lines-cnn-fixed"]
     assert sorted(r.seed for r in fix) == [0, 1]
     assert all(r.score == 1.0 for r in fix)
     assert [r.source for r in recorded if r.name == "majority"] == ["reference"]  # once, not per seed
-    assert "seed000-fix" in result.output and "accuracy 1.0000" in result.output
+    assert "lines-cnn-fixed" in result.output and "accuracy 1.0000" in result.output
 
 
 def test_bench_plot_writes_pngs(tmp_path):
@@ -55,7 +66,7 @@ def test_bench_plot_writes_pngs(tmp_path):
     (["-b", "nope"], "unknown baseline 'nope'"),
     (["--epochs", "0"], "'--epochs': 0 is not in the range 1<=x<=10000"),
     (["--seeds", "x"], "seeds"),
-    (["-b", "seed000-fix", "--device", "warp"], "device"),
+    (["-b", "lines-cnn-fixed", "--device", "warp"], "device"),
 ])
 def test_bench_bad_input_one_line_no_row(lines3, tmp_path, args, message):
     db = tmp_path / "board.sqlite"
@@ -92,19 +103,19 @@ def test_baselines_lists_one_line_each(lines3):
     assert header.split()[:3] == ["name", "qr", "applies"] and len(rows) == len(all_baselines())
     assert any(r.split()[:4] == ["ridge", "qr", "any", "ridge"] for r in rows)
     only = invoke("baselines", "--dataset", lines3).output
-    assert "seed000-repro" in only and "\nmean " not in only
+    assert "lines-cnn-as-asked" in only and "\nmean " not in only
 
 
 def test_suite_generates_runs_records_and_reports(tmp_path):
     db, data, report = tmp_path / "b.sqlite", tmp_path / "data", tmp_path / "results.md"
-    args = ["suite", "--preset", "lines-3x3", "-b", "seed000-repro", "-b", "seed000-fix",
+    args = ["suite", "--preset", "lines-3x3", "-b", "lines-cnn-as-asked", "-b", "lines-cnn-fixed",
             "--seeds", "0-1", "--data-dir", data, "--db", db, "--report", report, "-q"]
     result = invoke(*args)
     assert result.exit_code == 0, result.output
     assert (data / "lines-3x3.h5").exists()
     assert len(rows(db)) == 4
     text = report.read_text()
-    assert "seed 000 fix reaches 1.0" in text and "2 of 2 seeds reach 1.0" in text
+    assert "lines-cnn-fixed reaches 1.0" in text and "2 of 2 seeds reach 1.0" in text
     # A second run reuses the file (same spec) rather than regenerating it.
     mtime = (data / "lines-3x3.h5").stat().st_mtime_ns
     assert invoke(*args[:-3], "-q").exit_code == 0
@@ -120,14 +131,14 @@ def test_suite_plan_quick_full_and_medium_on_request():
                 for s in plan(choose_presets(full, rungs), full)}
 
     quick = planned(False)
-    # The seeds' own tasks; the expensive seed 001 reproduction runs once, not ten times.
+    # The seeds' own tasks; the expensive boxes-cnn-as-asked runs once, not ten times.
     assert set(quick) == {"lines-3x3", "lines-16", "boxes-64", "patches-64"}
-    assert quick["lines-3x3"]["seed000-repro"] == 10 and quick["boxes-64"]["seed001-repro"] == 1
+    assert quick["lines-3x3"]["lines-cnn-as-asked"] == 10 and quick["boxes-64"]["boxes-cnn-as-asked"] == 1
     assert "resnet" not in quick["patches-64"]
     full = planned(True)
     assert {"lines-32-hard", "boxes-64-hard", "patches-64-hard", "notsoclevr-quadrant"} <= set(full)
     assert not {"boxes-64-medium", "patches-64-medium"} & set(full)
-    assert full["boxes-64"]["seed001-repro"] == 10
+    assert full["boxes-64"]["boxes-cnn-as-asked"] == 10
     assert set(planned(True, ["medium"])) == {"lines-16", "boxes-64-medium", "patches-64-medium"}
 
 
@@ -149,17 +160,17 @@ def test_figures_are_checked_from_records():
                          metrics=metrics, preset=preset, seed=seed, wall_time_s=1.0, params=10,
                          diagnostics=diagnostics)
 
-    records = ([rec("seed000-repro", "lines-3x3", 0.5, s) for s in range(9)]
-               + [rec("seed000-repro", "lines-3x3", 5 / 6, 9)]
-               + [rec("seed000-fix", "lines-3x3", 1.0, s) for s in range(10)]
-               + [rec("seed001-repro", "boxes-64", 16.0, s, "regression", r2=0.0 if s < 7 else 0.9,
+    records = ([rec("lines-cnn-as-asked", "lines-3x3", 0.5, s) for s in range(9)]
+               + [rec("lines-cnn-as-asked", "lines-3x3", 5 / 6, 9)]
+               + [rec("lines-cnn-fixed", "lines-3x3", 1.0, s) for s in range(10)]
+               + [rec("boxes-cnn-as-asked", "boxes-64", 16.0, s, "regression", r2=0.0 if s < 7 else 0.9,
                       spread=0.0 if s < 6 else 16.0) for s in range(10)])
     figs = {f.claim: f for f in check_figures(records, total_wall_s=600)}
-    repro = figs["seed 000 reproduction never reaches 1.0 over 10 seeds, mean <= 0.6"]
+    repro = figs["lines-cnn-as-asked never reaches 1.0 over 10 seeds, mean <= 0.6"]
     assert repro.met is True and repro.measured == "0 of 10 seeds reach 1.0; mean accuracy 0.533"
-    assert figs["seed 000 fix reaches 1.0 on all 10 seeds"].met is True
+    assert figs["lines-cnn-fixed reaches 1.0 on all 10 seeds"].met is True
     # Seed 6 has R² 0 but predictions as spread as the targets: poor, not collapsed.
-    assert "6 of 10 seeds collapse" in figs["seed 001 reproduction collapses to the mean on most of 10 seeds"].measured
+    assert "6 of 10 seeds collapse" in figs["boxes-cnn-as-asked collapses to the mean on most of 10 seeds"].measured
     assert figs["best test accuracy >= 0.99"].met is None  # lines-16 not run
     text = render_report(records, 600.0, {"lines-3x3": {"value": 1.0, "exact": True, "why": "clean"}})
     assert "| lines-3x3 |" in text and "not run" in text and "Known optimum: accuracy 1.0000" in text
@@ -193,13 +204,13 @@ def test_report_solved_share_is_against_the_optimum_and_hand_notes_are_kept(tmp_
     from cnnbench.bench.suite import NOTES_MARKER, kept_notes, render_report
     from cnnbench.board.records import RunRecord
 
-    records = [RunRecord(name="seed000-repro", source="baseline", fingerprint="f" * 64, family="lines",
+    records = [RunRecord(name="lines-cnn-as-asked", source="baseline", fingerprint="f" * 64, family="lines",
                          task="classification", metrics={"accuracy": a}, preset="lines-3x3", seed=s)
                for s, a in enumerate([0.5, 5 / 6, 5 / 6])]
     optimum = {"lines-3x3": {"value": 1.0, "exact": True, "why": "clean"}}
     text = render_report(records, 60.0, optimum, whole_suite=False)
     # No seed reached the optimum 1.0: 0 %, not the share reaching this row's own best.
-    row = next(line for line in text.splitlines() if line.startswith("| seed000-repro |"))
+    row = next(line for line in text.splitlines() if line.startswith("| lines-cnn-as-asked |"))
     assert row.split(" | ")[6] == "0%"
     assert "whole suite under 20 minutes" not in text  # a narrower run claims no suite time
     assert "| 0.1925 |" in row  # sample std of (0.5, 5/6, 5/6), as on the leaderboard

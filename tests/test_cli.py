@@ -74,7 +74,7 @@ def test_bare_commands_show_their_help_and_exit_2():
 
 
 def test_diagnose_refuses_a_seed_above_the_limit(lines3):
-    result = CliRunner().invoke(main, ["diagnose", str(lines3), "--baseline", "seed000-fix",
+    result = CliRunner().invoke(main, ["diagnose", str(lines3), "--baseline", "lines-cnn-fixed",
                                        "--seed", str(2**64)])
     assert result.exit_code == 2 and len(result.output.strip().splitlines()) == 1, result.output
     assert "--seed" in result.output

@@ -70,7 +70,7 @@ def assert_one_line_error(result, match):
 
 @pytest.mark.parametrize("seed", [0, 1, 2])
 def test_seed000_reproduction_fails_input_scale_and_loss(lines3, seed):
-    d = run_baseline(lines3, "seed000-repro", seed)
+    d = run_baseline(lines3, "lines-cnn-as-asked", seed)
     assert status(d, "input scale") == FAIL and d.check("input scale").values["max"] == 255
     out = d.check("output/loss")
     assert out.status == FAIL and out.values["probabilities"] and "softmax applied twice" in out.advice
@@ -79,7 +79,7 @@ def test_seed000_reproduction_fails_input_scale_and_loss(lines3, seed):
 
 @pytest.mark.parametrize("seed", [0, 1, 2])
 def test_seed000_fix_passes_and_overfits(lines3, seed):
-    d = run_baseline(lines3, "seed000-fix", seed)
+    d = run_baseline(lines3, "lines-cnn-fixed", seed)
     for check in ("input scale", "output/loss", "overfit tiny subset", "collapse"):
         assert status(d, check) == PASS, render_text(d)
     assert d.check("overfit tiny subset").values["score"] == 1.0
@@ -90,14 +90,14 @@ def test_seed000_fix_passes_and_overfits(lines3, seed):
 
 @pytest.mark.parametrize("seed", [0, 1])
 def test_seed001_reproduction_dies_and_predicts_the_mean(boxes32, seed):
-    d = run_baseline(boxes32, "seed001-repro", seed)
+    d = run_baseline(boxes32, "boxes-cnn-as-asked", seed)
     assert status(d, "dead ReLUs") == FAIL, render_text(d)
     assert status(d, "collapse") == FAIL and min(d.check("collapse").values["std_ratio"]) < 0.1
     assert status(d, "target scale") != PASS  # unscaled pixel offsets: RMS about 8 on 32x32
 
 
 def test_seed001_fix_and_ridge_pass(boxes16):
-    fix = run_baseline(boxes16, "seed001-fix")
+    fix = run_baseline(boxes16, "boxes-cnn-fixed")
     for check in ("input scale", "target scale", "output/loss", "gradient flow", "weights update",
                   "dead ReLUs", "loss trend", "collapse"):
         assert status(fix, check) == PASS, render_text(fix)
@@ -124,11 +124,11 @@ def comparable(d):
 def test_same_seed_same_checklist_and_global_rng_untouched(lines3):
     torch.manual_seed(123)
     state = torch.get_rng_state()
-    a = run_baseline(lines3, "seed000-repro", 3)
+    a = run_baseline(lines3, "lines-cnn-as-asked", 3)
     assert torch.equal(torch.get_rng_state(), state)
-    b = run_baseline(lines3, "seed000-repro", 3)
+    b = run_baseline(lines3, "lines-cnn-as-asked", 3)
     assert comparable(a) == comparable(b)
-    c = run_baseline(lines3, "seed000-repro", 4)
+    c = run_baseline(lines3, "lines-cnn-as-asked", 4)
     assert comparable(a) != comparable(c)
     assert json.loads(a.to_json())["checks"][0]["name"] == "input scale"
 
@@ -200,10 +200,10 @@ def test_cli_text_and_json(lines3, user_file, tmp_path):
     result = cli(lines3, "--model", f"{user_file}:shared", "--steps", 5, "--db", tmp_path / "none.sqlite")
     assert result.exit_code == 0, result.output
     assert "PASS  input scale" in result.output and "baseline context" in result.output
-    result = cli(lines3, "-b", "seed000-repro", "--steps", 5, "--json", "--db", tmp_path / "none.sqlite")
+    result = cli(lines3, "-b", "lines-cnn-as-asked", "--steps", 5, "--json", "--db", tmp_path / "none.sqlite")
     assert result.exit_code == 0, result.output
     data = json.loads(result.output)
-    assert data["model"] == "seed000-repro" and data["counts"]["FAIL"] >= 2
+    assert data["model"] == "lines-cnn-as-asked" and data["counts"]["FAIL"] >= 2
     assert {c["name"]: c["status"] for c in data["checks"]}["output/loss"] == "FAIL"
 
 
@@ -235,7 +235,7 @@ def test_relu_activity_sees_modules_reused_and_functional_relus():
 
 
 def test_seed000_net_uses_functional_relu_and_is_still_probed(lines3):
-    d = run_baseline(lines3, "seed000-fix")
+    d = run_baseline(lines3, "lines-cnn-fixed")
     assert "TwoFilterNet.forward relu 1" in d.check("dead ReLUs").evidence
 
 
@@ -244,7 +244,7 @@ def test_public_copy_is_enough_and_test_is_never_needed(lines3, tmp_path):
 
     public = tmp_path / "public.h5"
     export_public(lines3, public, allow_guessable_seed=True)
-    d = run_baseline(public, "seed000-fix")
+    d = run_baseline(public, "lines-cnn-fixed")
     assert status(d, "overfit tiny subset") == PASS
 
 
@@ -254,13 +254,13 @@ def test_baseline_context_from_the_leaderboard(boxes16, tmp_path):
 
     db = tmp_path / "board.sqlite"
     with Leaderboard(db) as board:
-        for name in ("mean", "ridge", "seed001-fix"):
+        for name in ("mean", "ridge", "boxes-cnn-fixed"):
             b = get_baseline(name)
             board.add(run(boxes16, b.make, name=name, source=b.source, epochs=1, device="cpu").record)
-    d = run_baseline(boxes16, "seed001-fix", db=db)
+    d = run_baseline(boxes16, "boxes-cnn-fixed", db=db)
     ctx = d.check("baseline context")
     assert ctx.status == "INFO" and {"mean", "ridge"} <= set(ctx.values["reference"])
-    assert ctx.values["best_baseline"]["name"] == "seed001-fix"
+    assert ctx.values["best_baseline"]["name"] == "boxes-cnn-fixed"
     assert math.isfinite(ctx.values["best_baseline"]["score"]) and "rmse" in ctx.evidence
     assert status(run_baseline(boxes16, "ridge", db=tmp_path / "absent.sqlite"), "baseline context") == SKIP
 
@@ -272,13 +272,13 @@ def test_library_errors_are_cnnbench_errors(lines3, boxes16, user_file, tmp_path
         resolve_model(baseline="nope")
     with pytest.raises(ParamError, match="does not apply"):
         from cnnbench.data.h5file import open_dataset
-        resolve_model(baseline="seed001-repro", dataset=open_dataset(lines3))
+        resolve_model(baseline="boxes-cnn-as-asked", dataset=open_dataset(lines3))
     with pytest.raises(ParamError, match="exactly one"):
         resolve_model()
     with pytest.raises(DiagnoseError, match="forward pass failed: ValueError: bad reshape"):
         diagnose(lines3, resolve_model(model=f"{user_file}:forward_raises")[0], name="m", steps=2)
     with pytest.raises(ParamError, match="steps"):
-        diagnose(lines3, get_baseline("seed000-fix").make, steps=0)
+        diagnose(lines3, get_baseline("lines-cnn-fixed").make, steps=0)
     assert issubclass(DiagnoseError, CnnbenchError)
 
 
@@ -290,11 +290,11 @@ def test_cli_bad_inputs_give_one_line(lines3, user_file, tmp_path):
     with h5py.File(no_targets, "a") as f:
         del f["train/targets"]
     db = ["--db", tmp_path / "none.sqlite"]
-    assert_one_line_error(cli(not_h5, "-b", "seed000-fix", *db), "not a readable HDF5 file")
-    assert_one_line_error(cli(tmp_path / "missing.h5", "-b", "seed000-fix", *db), "no such file")
-    assert_one_line_error(cli(no_targets, "-b", "seed000-fix", *db), "train split has no targets")
+    assert_one_line_error(cli(not_h5, "-b", "lines-cnn-fixed", *db), "not a readable HDF5 file")
+    assert_one_line_error(cli(tmp_path / "missing.h5", "-b", "lines-cnn-fixed", *db), "no such file")
+    assert_one_line_error(cli(no_targets, "-b", "lines-cnn-fixed", *db), "train split has no targets")
     assert_one_line_error(cli(lines3, "-b", "nope", *db), "unknown baseline 'nope'")
-    assert_one_line_error(cli(lines3, "-b", "seed001-repro", *db), "does not apply to lines")
+    assert_one_line_error(cli(lines3, "-b", "boxes-cnn-as-asked", *db), "does not apply to lines")
     assert_one_line_error(cli(lines3, *db), "exactly one of --model")
     assert_one_line_error(cli(lines3, "-b", "ridge", "--model", f"{user_file}:make", *db), "exactly one")
     assert_one_line_error(cli(lines3, "--model", f"{user_file}:missing", *db), "has no 'missing'")

@@ -35,7 +35,7 @@ def page(tmp_path):
         for seed, acc in enumerate([0.5, 0.5, 1.0, 0.5, 0.5]):
             board.add(_rec("seed000 <repro>", acc, seed))
         for seed in range(5):
-            board.add(_rec("seed000-fixed", 1.0, seed))
+            board.add(_rec("lines-cnn-fixed", 1.0, seed))
         board.add(_rec("majority", 0.5, None, source="reference"))
         for seed in range(3):
             board.add(_rec("coordconv", 0.4 + seed * 0.1, seed, fp="d" * 64, task="regression"))

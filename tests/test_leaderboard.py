@@ -216,13 +216,13 @@ def test_concurrent_writers_lose_nothing(db):
 def test_seeds_grouped_mean_std_share(db):
     with Leaderboard(db) as board:
         for seed, acc in enumerate([0.5, 0.5, 1.0, 0.5]):
-            board.add(run(name="seed000-repro", seed=seed, score=acc, config={"lr": 1e-3}))
+            board.add(run(name="lines-cnn-as-asked", seed=seed, score=acc, config={"lr": 1e-3}))
         for seed in range(4):
-            board.add(run(name="seed000-fixed", seed=seed, score=1.0, config={"lr": 1e-2}))
+            board.add(run(name="lines-cnn-fixed", seed=seed, score=1.0, config={"lr": 1e-2}))
         board.add(run(name="majority", source="reference", seed=None, score=0.5, config={}))
         (b,) = board.boards([FP_A], optimum={"metric": "accuracy", "value": 1.0, "exact": True, "why": "w"})
     names = [e.name for e in b.entries]
-    assert names == ["known optimum", "seed000-fixed", "seed000-repro", "majority"]
+    assert names == ["known optimum", "lines-cnn-fixed", "lines-cnn-as-asked", "majority"]
     repro = b.entries[2]
     assert repro.n_seeds == 4 and repro.score == pytest.approx(0.625)
     assert repro.std == pytest.approx(0.25) and (repro.min, repro.max) == (0.5, 1.0)
@@ -238,13 +238,13 @@ def test_regression_collapsed_share_lower_is_better(db):
     with Leaderboard(db) as board:
         for seed in range(10):
             collapsed = seed < 7
-            board.add(run(name="seed001-repro", task="regression", seed=seed,
+            board.add(run(name="boxes-cnn-as-asked", task="regression", seed=seed,
                           score=18.0 if collapsed else 0.8, r2=0.0 if collapsed else 0.99))
         board.add(run(name="ridge", task="regression", seed=0, score=0.5, r2=0.999))
         board.add(run(name="mean", source="reference", task="regression", seed=None, score=18.5, r2=0.0))
         (b,) = board.boards()
     assert b.metric == "rmse" and not b.higher_is_better
-    assert [e.name for e in b.entries] == ["ridge", "seed001-repro", "mean"]
+    assert [e.name for e in b.entries] == ["ridge", "boxes-cnn-as-asked", "mean"]
     assert b.entries[1].collapsed_share == pytest.approx(0.7)
     assert b.entries[1].score == pytest.approx((7 * 18.0 + 3 * 0.8) / 10)
     assert b.entries[2].collapsed_share == 1.0

@@ -135,7 +135,7 @@ def test_same_seed_same_run_other_seed_other_run(tmp_path):
                                        "n_test": 32}), path)
     from cnnbench.baselines import get_baseline
 
-    make = get_baseline("seed000-fix").make
+    make = get_baseline("lines-cnn-fixed").make
     before = torch.random.get_rng_state()
     a = run(path, make, name="x", seed=5, epochs=2, device="cpu").record
     b = run(path, make, name="x", seed=5, epochs=2, device="cpu").record

@@ -44,7 +44,7 @@ def choose_presets(full: bool, rungs: list[str] | None = None, names: list[str] 
 
     Named presets if ``names``; else every preset of the given ``rungs``; else, with
     ``full``, every preset but the medium rungs (they run on request, ``--rungs medium``)
-    plus the quick ones; else the quick presets (the seeds' own tasks).
+    plus the quick ones; else the quick presets (the three questions' own tasks).
     """
     presets = all_presets()
     if names:
@@ -69,7 +69,7 @@ def plan(presets: list[Preset], full: bool, seeds: list[int] | None = None,
     With ``full``, a baseline that names its ``suite`` presets runs only on those (the
     expensive ones go where their figures need them). Seeds: ``seeds`` for every run if
     given, else each baseline's ``seeds`` on its ``seed_presets`` (the training seeds its
-    figure needs; 10 for the seed reproductions on their datasets) and one elsewhere.
+    figure needs; 10 for the questions' recipes as asked on their datasets) and one elsewhere.
     """
     from ..data.families import get_family
 
@@ -240,15 +240,15 @@ def check_figures(records: list[RunRecord], total_wall_s: float | None = None,
         higher = PRIMARY_METRIC[rs[0].task][1]
         return (max if higher else min)(rs, key=lambda r: r.score)
 
-    def seed000_repro():
-        rs = need("lines-3x3", "seed000-repro")
+    def lines_as_asked():
+        rs = need("lines-3x3", "lines-cnn-as-asked")
         perfect = sum(r.score >= 1.0 for r in rs)
         mean = statistics.fmean(r.score for r in rs)
         return (f"{perfect} of {len(rs)} seeds reach 1.0; mean accuracy {mean:.3f}",
                 perfect == 0 and mean <= 0.6)
 
-    def seed000_fix():
-        rs = need("lines-3x3", "seed000-fix")
+    def lines_fixed():
+        rs = need("lines-3x3", "lines-cnn-fixed")
         perfect = sum(r.score >= 1.0 for r in rs)
         return f"{perfect} of {len(rs)} seeds reach 1.0", perfect == len(rs) and len(rs) >= 10
 
@@ -256,8 +256,8 @@ def check_figures(records: list[RunRecord], total_wall_s: float | None = None,
         b = best_of("lines-16")
         return f"best {b.name}: {b.score:.4f}", b.score >= 0.99
 
-    def seed001_collapse():
-        rs = need("boxes-64", "seed001-repro")
+    def boxes_collapse():
+        rs = need("boxes-64", "boxes-cnn-as-asked")
         dead = [r for r in rs if r.collapsed]
         text = f"{len(dead)} of {len(rs)} seeds collapse ({COLLAPSE_RULE})"
         if dead:
@@ -285,7 +285,7 @@ def check_figures(records: list[RunRecord], total_wall_s: float | None = None,
         mean = need("patches-64", "mean")[0].score
         b = best_of("patches-64", exclude=("mean",))
         others = {}
-        for name in ("ridge-mean-colour", "seed002-vgg"):
+        for name in ("ridge-mean-colour", "patches-vgg-as-asked"):
             rs = _runs(records, "patches-64", name)
             if rs:
                 others[name] = min(r.score for r in rs)
@@ -324,10 +324,10 @@ def check_figures(records: list[RunRecord], total_wall_s: float | None = None,
             return text + ("" if floor is not None else "; floor unknown"), spread and room
         return measure
 
-    fig("lines-3x3", "seed 000 reproduction never reaches 1.0 over 10 seeds, mean <= 0.6", seed000_repro)
-    fig("lines-3x3", "seed 000 fix reaches 1.0 on all 10 seeds", seed000_fix)
+    fig("lines-3x3", "lines-cnn-as-asked never reaches 1.0 over 10 seeds, mean <= 0.6", lines_as_asked)
+    fig("lines-3x3", "lines-cnn-fixed reaches 1.0 on all 10 seeds", lines_fixed)
     fig("lines-16", "best test accuracy >= 0.99", lines16)
-    fig("boxes-64", "seed 001 reproduction collapses to the mean on most of 10 seeds", seed001_collapse)
+    fig("boxes-64", "boxes-cnn-as-asked collapses to the mean on most of 10 seeds", boxes_collapse)
     fig("boxes-64", "ridge test RMSE < 1 px", under("boxes-64", "ridge", 1.0))
     fig("boxes-64", "coordconv-cnnbench test RMSE < 1 px", under("boxes-64", "coordconv-cnnbench", 1.0))
     for dataset, conv in (("notsoclevr-quadrant", "liu2018-conv-quadrant"),
@@ -335,7 +335,7 @@ def check_figures(records: list[RunRecord], total_wall_s: float | None = None,
         fig(dataset, f"Liu et al. 2018's nets, 10 seeds each: CoordConv regressor under {SOLVED_PX} px "
             "test RMSE on more seeds than their conv counterpart", liu2018(dataset, conv))
     fig("patches-64", "best <= 1/8 of the mean predictor, better than ridge on mean colour and "
-        "the seed 002 reproduction", patches)
+        "patches-vgg-as-asked", patches)
     presets = all_presets()
     for dataset in dict.fromkeys(r.preset for r in records if r.preset):
         if dataset in presets and presets[dataset].rung == "hard":

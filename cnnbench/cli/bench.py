@@ -136,7 +136,7 @@ def bench(dataset, names, seeds, plot_dir, force, epochs, device, memory_budget,
     epoch; every run is recorded in the leaderboard as soon as it ends.
 
     \b
-      cnnbench bench lines-3x3.h5 -b seed000-repro -b seed000-fix --seeds 0-9
+      cnnbench bench lines-3x3.h5 -b lines-cnn-as-asked -b lines-cnn-fixed --seeds 0-9
       cnnbench bench boxes-64.h5 -b ridge --plot plots/
     """
     from ..baselines import applicable, get_baseline
@@ -145,7 +145,8 @@ def bench(dataset, names, seeds, plot_dir, force, epochs, device, memory_budget,
     seed_list = parse_seeds(seeds)
     ds = open_dataset(dataset)
     if names:
-        chosen = [get_baseline(n) for n in dict.fromkeys(names)]  # each once
+        # Each once, also when named by a former name and its new one.
+        chosen = list({b.name: b for b in map(get_baseline, names)}.values())
         wrong = [b for b in chosen if not b.applies_to(ds.family, ds.task)]
         if wrong:
             raise ParamError(f"baseline {wrong[0].name!r} does not apply to {ds.family} "
@@ -206,7 +207,7 @@ def baselines_command(dataset):
 @click.option("--data-dir", default="data", show_default=True, type=click.Path(file_okay=False),
               help="Where the preset files are generated (kept and reused when their spec matches).")
 @click.option("--seeds", default=None, metavar="S",
-              help="Training seeds for every run [default: each baseline's, 10 for the seed reproductions].")
+              help="Training seeds for every run [default: each baseline's, 10 for the questions' recipes as asked].")
 @click.option("--dry-run", is_flag=True, help="Print the plan (presets, baselines, seeds) and stop.")
 @click.option("--report", "report", type=click.Path(dir_okay=False), default=None, metavar="FILE.md",
               help="Write the figures table and every result (e.g. docs/results.md); an existing "
@@ -219,10 +220,10 @@ def suite(full, rungs, preset_names, names, data_dir, seeds, dry_run, report, fo
           memory_budget, quiet, db):
     """Generate the canonical presets, run their baselines, record them, print the leaderboard.
 
-    Without flags: the seeds' own tasks (lines-3x3, lines-16, boxes-64, patches-64) with the
+    Without flags: the three questions' own tasks (lines-3x3, lines-16, boxes-64, patches-64) with the
     quick baselines, 37 runs in about 4 minutes on 2 CPU cores (far longer on a busy machine,
     where --threads 1 helps). --full: the easy and hard rungs and the figure presets with
-    every baseline, 10 seeds for the seed reproductions (about 14 minutes, plus hours for Liu
+    every baseline, 10 seeds for the questions' recipes as asked (about 14 minutes, plus hours for Liu
     et al. 2018's 40 runs on the notsoclevr presets); the medium rungs run on request (--full
     --rungs medium). --report writes the figures.
 

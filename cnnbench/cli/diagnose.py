@@ -18,7 +18,7 @@ from .options import db_option, threads_option
 @click.option("--model", "model", default=None, metavar="FILE.py:FACTORY | package.module:FACTORY",
               help="Your model factory, as for evaluate: factory(info) -> torch.nn.Module or Recipe.")
 @click.option("--baseline", "-b", "baseline", default=None, metavar="NAME",
-              help="A registered baseline instead (e.g. seed000-repro); see cnnbench baselines.")
+              help="A registered baseline instead (e.g. lines-cnn-as-asked); see cnnbench baselines.")
 @click.option("--steps", type=click.IntRange(1, MAX_STEPS), default=50, show_default=True, metavar="N",
               help="Optimizer steps of the training probe; the overfit probe runs up to 6 x N.")
 @click.option("--seed", type=click.IntRange(0, MAX_SEED), default=0, show_default=True, metavar="S",
@@ -41,7 +41,7 @@ def diagnose(dataset, model, baseline, steps, seed, device, as_json, db):
     first. See docs/diagnose.md.
 
     \b
-      cnnbench diagnose lines-3x3.h5 --baseline seed000-repro
+      cnnbench diagnose lines-3x3.h5 --baseline lines-cnn-as-asked
       cnnbench diagnose boxes-64.h5 --model mynet.py:make --steps 100 --json
     """
     from ..bench.diagnose import diagnose as run_diagnosis
