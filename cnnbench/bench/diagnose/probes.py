@@ -202,7 +202,8 @@ def _slow_start(checks: list[CheckResult], overfit: CheckResult, budget: int | N
     saying so. Memorised in more steps (or no budget known): a collapse FAIL is a WARN, and
     more steps tell. FAILs of other kinds (a frozen loss, NaN) and anything with a cause stand.
     """
-    if overfit.status != PASS or any(c.cause and c.status in (FAIL, WARN) for c in checks):
+    if overfit.status != PASS or any((c.cause and c.status in (FAIL, WARN))
+                                     or (c.name == "loss trend" and c.status == FAIL) for c in checks):
         return
     samples = overfit.values.get("samples")
     needed = overfit.values.get("passed_at") or overfit.values.get("steps")  # steps to memorise it
