@@ -8,6 +8,8 @@ From Python (see ``docs/python.md``)::
     X, y = cnnbench.load_preset("lines-16")                        # a canonical preset, cached
     result = cnnbench.run("boxes.h5", "ridge")                     # the protocol, as `cnnbench bench`
     cnnbench.record(result)                                        # onto the leaderboard
+    cnnbench.run_baselines("boxes.h5", ["mean", "ridge"], seeds="0-2")  # as `cnnbench bench`
+    cnnbench.run_suite(presets=["lines-3x3"])                      # as `cnnbench suite`
 
 Torch datasets over the files live in :mod:`cnnbench.torch` (the one module, with
 :mod:`cnnbench.bench.protocol`, that imports torch: ``import cnnbench`` stays fast). The library
@@ -35,7 +37,8 @@ from .data.h5file import Dataset, open_dataset  # noqa: E402
 from .errors import CnnbenchError  # noqa: E402
 
 # Imported on first use: these need torch.
-_LAZY = {"Recipe": "bench.protocol", "DataInfo": "bench.protocol", "RunResult": "bench.protocol"}
+_LAZY = {"Recipe": "bench.protocol", "DataInfo": "bench.protocol", "RunResult": "bench.protocol",
+         "run_baselines": "bench.runs", "run_suite": "bench.suite", "SuiteResult": "bench.suite"}
 
 
 def __getattr__(name):
@@ -48,6 +51,6 @@ def __getattr__(name):
     raise AttributeError(f"module 'cnnbench' has no attribute {name!r}")
 
 
-__all__ = ["CnnbenchError", "DataInfo", "Dataset", "Recipe", "RunResult", "boards", "cache_dir",
+__all__ = ["CnnbenchError", "DataInfo", "Dataset", "Recipe", "RunResult", "SuiteResult", "boards", "cache_dir",
            "from_arrays", "generate", "load_preset", "make_boxes", "make_lines", "make_patches",
-           "open_dataset", "record", "record_submission", "run", "score"]
+           "open_dataset", "record", "record_submission", "run", "run_baselines", "run_suite", "score"]

@@ -9,9 +9,7 @@ from __future__ import annotations
 
 import json
 import os
-import re
-from collections.abc import Callable, Iterator, Mapping
-from contextlib import contextmanager
+from collections.abc import Callable, Mapping
 from pathlib import Path
 
 import numpy as np
@@ -24,25 +22,6 @@ from .data.params import Param
 from .data.presets import get_preset
 from .data.streaming import DEFAULT_MEMORY_BUDGET, check_fingerprint_streamed, check_split_name
 from .errors import CnnbenchError, ParamError
-
-# -- library errors that still name a CLI flag, in Python's words ------------------------------
-
-_FLAG = re.compile(r"(?<![\w-])--([a-z][a-z0-9-]*)")
-_BOOLEAN_FLAGS = {"force": "force=True"}
-
-
-@contextmanager
-def _parameter_names() -> Iterator[None]:
-    """Re-raise a shared check's message with ``--n-train`` as ``n_train`` (``--force``: force=True)."""
-    try:
-        yield
-    except CnnbenchError as exc:
-        text = str(exc)
-        named = _FLAG.sub(lambda m: _BOOLEAN_FLAGS.get(m.group(1), m.group(1).replace("-", "_")), text)
-        if named == text:
-            raise
-        raise type(exc)(named) from None
-
 
 # -- make_*: arrays in memory ---------------------------------------------------------------
 
@@ -197,9 +176,8 @@ def generate(out: str | os.PathLike, family: str | None = None, *, preset: str |
     """
     if isinstance(workers, bool) or not isinstance(workers, int) or workers < 1:
         raise ParamError(f"workers: {workers!r} must be an integer >= 1")
-    with _parameter_names():
-        spec = _spec(family, preset, params)
-        write_dataset(spec, out, force=force, workers=workers, progress=progress)
+    spec = _spec(family, preset, params)
+    write_dataset(spec, out, force=force, workers=workers, progress=progress)
     return open_dataset(out)
 
 
@@ -319,8 +297,7 @@ def _factory(model, ds: Dataset) -> tuple[Callable, str, str]:
         if ":" in model:
             from .bench.models import default_model_name, load_factory
 
-            with _parameter_names():
-                return load_factory(model), default_model_name(model), "user"
+            return load_factory(model), default_model_name(model), "user"
         from .baselines import get_baseline
 
         baseline = get_baseline(model)
@@ -375,12 +352,11 @@ def run(data, model, *, name: str | None = None, seed: int = 0, epochs: int | No
 
     ds, arrays = _as_dataset(data)
     factory, default_name, source = _factory(model, ds)
-    with _parameter_names():
-        from .board.records import check_name
+    from .board.records import check_name
 
-        row = check_name(name if name is not None else default_name)
-        return train.run(ds, factory, name=row, seed=seed, epochs=epochs, device=device, source=source,
-                         progress=progress, arrays=arrays, notes=notes, memory_budget=memory_budget)
+    row = check_name(name if name is not None else default_name)
+    return train.run(ds, factory, name=row, seed=seed, epochs=epochs, device=device, source=source,
+                     progress=progress, arrays=arrays, notes=notes, memory_budget=memory_budget)
 
 
 def _predictions(predictions):
@@ -410,8 +386,7 @@ def score(dataset, predictions) -> dict:
     from .board.predictions import score_predictions
 
     ds = dataset if isinstance(dataset, Dataset) else open_dataset(dataset)
-    with _parameter_names():
-        return score_predictions(ds, _predictions(predictions))
+    return score_predictions(ds, _predictions(predictions))
 
 
 def record_submission(dataset, predictions, *, name: str, notes: str = "", params: int | None = None,
@@ -431,9 +406,8 @@ def record_submission(dataset, predictions, *, name: str, notes: str = "", param
 
         values = np.ascontiguousarray(loaded)
         loaded = Predictions(values, None, hashlib.sha256(values.tobytes()).hexdigest())
-    with _parameter_names():
-        metrics = score_predictions(ds, loaded)
-        row = submission_record(ds, loaded, metrics, name, notes, params)
+    metrics = score_predictions(ds, loaded)
+    row = submission_record(ds, loaded, metrics, name, notes, params)
     record([row], db=db, dataset=ds)
     return row
 

@@ -94,3 +94,35 @@ def test_workers_still_draw_when_the_default_start_method_is_forkserver(tmp_path
     done = subprocess.run([sys.executable, "-c", script, str(out)], timeout=120, capture_output=True)
     assert done.returncode == 0, done.stderr.decode()[-2000:]
     assert out.exists()
+
+
+def test_library_messages_name_parameters_and_the_cli_says_flags():
+    from cnnbench.cli import flag_words
+
+    assert flag_words("output 'a.h5' already exists (use force=True to overwrite)") == \
+        "output 'a.h5' already exists (use --force to overwrite)"
+    assert flag_words("model: x.py: no such file") == "--model: x.py: no such file"
+    assert flag_words("out 'a.h5' is the input file") == "--out 'a.h5' is the input file"
+    assert flag_words("a.h5: would not hide its labels (or pass allow_guessable_seed=True)") == \
+        "a.h5: would not hide its labels (or pass --allow-guessable-seed)"
+    # Family parameters keep their names, as the generator has always written them; an
+    # unknown keyword=True and a word inside the message stay as they are.
+    assert flag_words("n_train: 0 is below the minimum 1") == "n_train: 0 is below the minimum 1"
+    assert flag_words("size: 1 means out of range; strict=True") == "size: 1 means out of range; strict=True"
+
+
+def test_refusals_name_parameters_in_python_and_flags_on_the_command_line(lines3, tmp_path):
+    import cnnbench
+    from cnnbench.board.public import export_public
+    from cnnbench.errors import FormatError, ParamError
+
+    out = tmp_path / "public.h5"
+    with pytest.raises(ParamError, match=r"^out '.*' is the input file$"):
+        export_public(lines3, lines3, force=True)
+    with pytest.raises(ParamError, match=r"\(or pass allow_guessable_seed=True\)"):
+        export_public(lines3, out)
+    with pytest.raises(FormatError, match="^model: .*missing.py: no such file"):
+        cnnbench.run(lines3, str(tmp_path / "missing.py") + ":make")
+    result = CliRunner().invoke(main, ["export-public", str(lines3), "--out", str(out)])
+    assert result.exit_code == 1 and "(or pass --allow-guessable-seed)" in result.output
+    assert not out.exists()

@@ -23,7 +23,7 @@ def _split_model(spec: str) -> tuple[str, str, bool]:
     """``(module or file, factory, is_file)`` of a ``--model`` value."""
     module_part, sep, attr = spec.rpartition(":")
     if not sep or not module_part or not attr:
-        raise ParamError(f"--model {spec!r}: expected FILE.py:FACTORY or package.module:FACTORY")
+        raise ParamError(f"model {spec!r}: expected FILE.py:FACTORY or package.module:FACTORY")
     return module_part, attr, module_part.endswith(".py") or os.sep in module_part or "/" in module_part
 
 
@@ -51,7 +51,7 @@ def load_factory(spec: str):
     if is_file:
         path = Path(module_part)
         if not path.is_file():
-            raise FormatError(f"--model: {module_part}: no such file")
+            raise FormatError(f"model: {module_part}: no such file")
         name = f"cnnbench_user_{hashlib.sha256(str(path.resolve()).encode()).hexdigest()[:12]}"
         module_spec = importlib.util.spec_from_file_location(name, path)
         module = importlib.util.module_from_spec(module_spec)
@@ -60,21 +60,21 @@ def load_factory(spec: str):
             module_spec.loader.exec_module(module)
         except Exception as exc:
             sys.modules.pop(name, None)
-            raise ParamError(f"--model: importing {module_part} failed: {one_line(exc)}") from None
+            raise ParamError(f"model: importing {module_part} failed: {one_line(exc)}") from None
     else:
         if os.getcwd() not in sys.path and "" not in sys.path:
             sys.path.insert(0, os.getcwd())  # the console script, unlike `python -m`, leaves it out
         try:
             module = importlib.import_module(module_part)
         except ModuleNotFoundError as exc:
-            raise ParamError(f"--model: no module named {exc.name!r} (is it installed, or on PYTHONPATH?)") from None
+            raise ParamError(f"model: no module named {exc.name!r} (is it installed, or on PYTHONPATH?)") from None
         except Exception as exc:
-            raise ParamError(f"--model: importing {module_part} failed: {one_line(exc)}") from None
+            raise ParamError(f"model: importing {module_part} failed: {one_line(exc)}") from None
     factory = getattr(module, attr, None)
     if factory is None:
-        raise ParamError(f"--model: {module_part} has no {attr!r}")
+        raise ParamError(f"model: {module_part} has no {attr!r}")
     if not callable(factory):
-        raise ParamError(f"--model: {module_part}:{attr} is a {type(factory).__name__}, not a function or class")
+        raise ParamError(f"model: {module_part}:{attr} is a {type(factory).__name__}, not a function or class")
     try:
         takes_info = len(inspect.signature(factory).parameters) > 0
     except (TypeError, ValueError):
@@ -84,7 +84,7 @@ def load_factory(spec: str):
         try:
             return factory(info) if takes_info else factory()
         except Exception as exc:
-            raise ParamError(f"--model: {attr}() raised {one_line(exc)}") from None
+            raise ParamError(f"model: {attr}() raised {one_line(exc)}") from None
 
     call.__name__ = attr
     return call
@@ -110,7 +110,7 @@ def evaluate_model(dataset_path, model: str, *, name: str | None = None, seeds=(
     if dataset.public or "targets" not in dataset.shapes["test"]:
         raise FormatError(f"{dataset.path}: test targets are withheld (a public file); train and "
                           f"predict on it, then `cnnbench submit` the predictions to whoever holds the full file")
-    check_run_int("--epochs", epochs, 1, MAX_EPOCHS)
+    check_run_int("epochs", epochs, 1, MAX_EPOCHS)
     name = check_name(name or default_model_name(model))  # before the user's code runs
     notes = check_notes(notes or "")
     factory = load_factory(model)
@@ -123,5 +123,5 @@ def evaluate_model(dataset_path, model: str, *, name: str | None = None, seeds=(
         except CnnbenchError:
             raise
         except Exception as exc:
-            raise ParamError(f"--model {model}: training failed (seed {seed}): {one_line(exc)}") from None
+            raise ParamError(f"model {model}: training failed (seed {seed}): {one_line(exc)}") from None
         yield dataset, result.record

@@ -1,8 +1,8 @@
 """The benchmark suite: generate the canonical presets, run their baselines, check the figures.
 
-``cnnbench suite`` is a thin layer over this module. The plan (which presets, which
-baselines, how many training seeds) is decided here; the runs go through
-:func:`cnnbench.bench.protocol.run` like any other; the figures the benchmark promises (see
+``cnnbench suite`` and ``cnnbench.run_suite`` are :func:`run_suite`. The plan (which presets,
+which baselines, how many training seeds) is decided here; the runs go through
+:func:`cnnbench.bench.runs.run_many` like any other; the figures the benchmark promises (see
 ``docs/results.md``) are checked from the records the suite produced, never typed in.
 """
 
@@ -12,21 +12,28 @@ import datetime as _dt
 import json
 import os
 import platform
+import shlex
 import statistics
+import time
 from collections.abc import Callable
+from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import torch
 
 from .. import __version__
+from ..atomic import write_text
 from ..baselines import Baseline, applicable, get_baseline
 from ..board.ranking import same_score
 from ..board.records import COLLAPSE_RULE, PRIMARY_METRIC, RunRecord
+from ..board.store import Leaderboard, resolve_db_path
 from ..data.generate import write_dataset
-from ..data.h5file import FORMAT_VERSION, format_version_of, open_dataset
+from ..data.h5file import FORMAT_VERSION, check_output_path, format_version_of, open_dataset
 from ..data.presets import Preset, all_presets
+from ..data.streaming import DEFAULT_MEMORY_BUDGET
 from ..errors import CnnbenchError, ParamError
+from .runs import RunProgress, as_seeds, run_many
 
 RUNGS = ("easy", "medium", "hard")
 
@@ -123,7 +130,7 @@ def check_data_dir(presets: list[Preset], data_dir: str | os.PathLike, force: bo
         if path.exists() and not force:
             reuse, why = _reusable(path, preset)
             if not reuse and why:
-                raise ParamError(f"{path} {why}; move it away or pass --force to replace it")
+                raise ParamError(f"{path} {why}; move it away or pass force=True to replace it")
 
 
 def ensure_dataset(preset: Preset, data_dir: str | os.PathLike,
@@ -140,6 +147,117 @@ def ensure_dataset(preset: Preset, data_dir: str | os.PathLike,
         return path, False
     write_dataset(preset.spec(), path, force=True, progress=progress)
     return path, True
+
+
+# --------------------------------------------------------------------------------------------
+# Running it
+
+
+@dataclass
+class SuiteResult:
+    """What :func:`run_suite` did: the plan, the recorded runs, the datasets and their optima."""
+
+    steps: list[Step]
+    records: list[RunRecord]
+    fingerprints: list[str]  # the datasets run, in order, each once
+    optimum: dict[str, dict | None]  # by preset name
+    wall_s: float  # the whole suite, generation included
+    db: Path
+    report: Path | None = None
+
+
+def plan_suite(full: bool = False, rungs=None, presets: list[str] | None = None,
+               baselines: list[str] | None = None, seeds=None) -> list[Step]:
+    """The suite's plan (:func:`choose_presets` then :func:`plan`), from run_suite's parameters."""
+    rung_list = rungs.split(",") if isinstance(rungs, str) else (list(rungs) if rungs else None)
+    seed_list = as_seeds(seeds) if seeds is not None else None
+    return plan(choose_presets(full, rung_list, list(presets) if presets else None), full, seed_list,
+                list(baselines) if baselines else None)
+
+
+def suite_command(full: bool = False, rungs=None, presets=None, baselines=None, seeds=None,
+                  epochs: int | None = None) -> str:
+    """The ``cnnbench suite`` command line that makes this suite (the report names it)."""
+    rung_text = rungs if isinstance(rungs, str) or rungs is None else ",".join(rungs)
+    seed_text = None if seeds is None else (seeds if isinstance(seeds, str) else
+                                            str(seeds) if isinstance(seeds, int) else ",".join(map(str, seeds)))
+    args = ((["--full"] if full else []) + (["--rungs", rung_text] if rung_text else [])
+            + [a for p in presets or () for a in ("--preset", p)]
+            + [a for n in baselines or () for a in ("-b", n)] + (["--seeds", seed_text] if seed_text else [])
+            + (["--epochs", str(epochs)] if epochs else []))
+    return " ".join(["cnnbench suite", *map(shlex.quote, args)])
+
+
+def run_suite(*, full: bool = False, rungs=None, presets: list[str] | None = None,
+              baselines: list[str] | None = None, seeds=None, data_dir: str | os.PathLike = "data",
+              db: str | os.PathLike | None = None, report: str | os.PathLike | None = None,
+              force: bool = False, epochs: int | None = None, device: str = "auto",
+              memory_budget=DEFAULT_MEMORY_BUDGET, progress: RunProgress | None = None,
+              generate_progress: Callable[[str, int], AbstractContextManager] | None = None,
+              on_dataset: Callable[[Step, Path, bool], None] | None = None,
+              on_record: Callable[[RunRecord], None] | None = None) -> SuiteResult:
+    """Generate the canonical presets, run their baselines and record every run, as ``cnnbench suite``.
+
+    Parameters
+    ----------
+    full : every preset but the medium rungs, every applicable baseline (default: the three
+        questions' own presets with the quick baselines)
+    rungs : only the presets of these rungs ("easy", "medium", "hard"; a list or "easy,hard")
+    presets : only these presets (names)
+    baselines : only these baselines (names)
+    seeds : training seeds for every run (an int, a list or "0-9"); default each baseline's
+    data_dir : where the preset files are generated (kept and reused when their spec matches)
+    db : the leaderboard file (default ``$CNNBENCH_DB``, else the user's data folder)
+    report : write the figures and every result to this Markdown file (e.g. docs/results.md);
+        an existing one only with ``force`` (its hand-written notes are kept)
+    force : overwrite an existing ``report``, and ``data_dir`` files that are not their preset
+    epochs, device, memory_budget : as :func:`cnnbench.run`
+    progress : per run, as :func:`cnnbench.bench.runs.run_baselines`'s
+    generate_progress : ``generate_progress(preset_name, samples)`` -> a context manager whose
+        value is called with the number of samples just written, while a preset is generated
+    on_dataset : called as ``(step, path, generated)`` before a preset's runs
+    on_record : called with each :class:`~cnnbench.board.records.RunRecord` once recorded
+
+    Every refusal (an unknown name, a report or data file that needs ``force``) comes before
+    any work. Returns a :class:`SuiteResult`.
+    """
+    started = time.perf_counter()
+    steps = plan_suite(full, rungs, presets, baselines, seeds)
+    if report is not None:
+        check_output_path(report, force)
+    check_data_dir([step.preset for step in steps], data_dir, force)
+    path = resolve_db_path(db)
+    records, fingerprints, optimum = [], [], {}
+    with Leaderboard(path) as board:
+        for step in steps:
+            preset = step.preset
+            total = sum(preset.spec().sizes.values())
+            with (generate_progress(preset.name, total) if generate_progress else nullcontext()) as update:
+                file, made = ensure_dataset(preset, data_dir, update)
+            ds = open_dataset(file)
+            fingerprints.append(ds.fingerprint)
+            optimum[preset.name] = ds.optimum
+            if on_dataset is not None:
+                on_dataset(step, file, made)
+            shape = ds.shapes["train"]["images"][1:]
+            # Named baselines run whatever the image size; by default the pixel models keep to theirs.
+            runs = [(b, s) for b, s in step.runs if baselines or b.fits(shape)]
+            records += run_many(ds, runs, board, epochs=epochs, device=device, memory_budget=memory_budget,
+                                progress=progress, on_record=on_record)
+    wall_s = time.perf_counter() - started
+    written = None
+    if report is not None:
+        # The command, so the report says what it measured; the 20-minute figure is about the
+        # whole --full suite, so a narrower run does not claim it.
+        whole = full and not (rungs or presets or baselines or seeds is not None or epochs)
+        rung_list = rungs.split(",") if isinstance(rungs, str) else (list(rungs) if rungs else None)
+        run_names = {s.preset.name for s in steps}
+        left_out = [p.name for p in choose_presets(True, rung_list) if p.name not in run_names] if full else []
+        write_text(report, render_report(records, wall_s, optimum,
+                                         suite_command(full, rungs, presets, baselines, seeds, epochs),
+                                         whole_suite=whole, kept=kept_notes(report), left_out=left_out))
+        written = Path(report)
+    return SuiteResult(steps, records, list(dict.fromkeys(fingerprints)), optimum, wall_s, path, written)
 
 
 # --------------------------------------------------------------------------------------------

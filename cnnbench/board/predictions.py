@@ -306,7 +306,7 @@ def submission_record(dataset: Dataset, predictions: Predictions, metrics: dict,
                       notes: str = "", params: int | None = None) -> RunRecord:
     """The leaderboard row of a scored submission (source ``submission``, no seed)."""
     if params is not None and not 0 <= params <= MAX_PARAMS:
-        raise ParamError(f"--params: {params} is not in 0..{MAX_PARAMS:.0e}")
+        raise ParamError(f"params: {params} is not in 0..{MAX_PARAMS:.0e}")
     return RunRecord(
         name=check_name(name), source="submission", fingerprint=dataset.fingerprint,
         family=dataset.family, task=dataset.task, metrics=metrics, dataset_path=str(dataset.path.resolve()),

@@ -109,12 +109,12 @@ def export_public(dataset_path, out, force: bool = False, allow_guessable_seed: 
         raise ParamError(f"{dataset.path}: is already a public copy; export from the full file")
     out = check_output_path(out, force)
     if out.resolve() == Path(dataset_path).resolve():
-        raise ParamError(f"--out {str(out)!r} is the input file")
+        raise ParamError(f"out {str(out)!r} is the input file")
     if not allow_guessable_seed:
         why = guessable_seed(dataset.spec) or seed_independent(dataset)
         if why:
             raise ParamError(f"{dataset.path}: a public copy would not hide its test labels: {why} "
-                             f"(or pass --allow-guessable-seed)")
+                             f"(or pass allow_guessable_seed=True)")
     check_fingerprint(dataset)
     _write_public(dataset, out, force)
     return open_dataset(out)

@@ -107,7 +107,7 @@ def hidden_chars(text: str) -> list[str]:
     return [c for c in text if unicodedata.category(c) in _HIDDEN]
 
 
-def check_name(name, what: str = "--name") -> str:
+def check_name(name, what: str = "name") -> str:
     """A run name, stripped; refused when empty, too long, or holding control characters."""
     from ..errors import ParamError
 
@@ -125,7 +125,7 @@ def check_name(name, what: str = "--name") -> str:
     return name
 
 
-def check_notes(notes, what: str = "--notes") -> str:
+def check_notes(notes, what: str = "notes") -> str:
     """Free text: line breaks and tabs allowed, other control characters refused."""
     from ..errors import ParamError
 

@@ -1,11 +1,13 @@
 """The ``cnnbench`` command line: a thin click layer over the library.
 
 Library errors (:class:`~cnnbench.errors.CnnbenchError`) and OS errors become one
-``Error:`` line and exit status 1, never a traceback.
+``Error:`` line and exit status 1, never a traceback. The library's messages name parameters
+(``force=True``, ``model: ...``); :func:`flag_words` says them as this command line's flags.
 """
 
 from __future__ import annotations
 
+import re
 import signal
 import sys
 import warnings
@@ -17,6 +19,21 @@ from ..errors import CnnbenchError, CnnbenchWarning
 
 # click >= 8.2 raises this (a UsageError) for a group called with no arguments.
 _NO_ARGS_IS_HELP = getattr(click.exceptions, "NoArgsIsHelpError", ())
+
+
+# The parameters whose library name differs from a flag only by its spelling. Family
+# parameters (n_train: ...) keep their names, as the generator's messages always have.
+_FLAGS = {name: "--" + name.replace("_", "-") for name in
+          ("force", "allow_guessable_seed", "out", "model", "shard", "params", "epochs", "name", "notes")}
+_SWITCH = re.compile(r"\b([a-z][a-z0-9_]*)=True\b")  # "pass force=True" -> "pass --force"
+_LEADING = re.compile(r"^([a-z][a-z0-9_]*)(?=[: ])")  # "model: ..." -> "--model: ..."
+
+
+def flag_words(message: str) -> str:
+    """A library message in the command line's words: ``force=True`` -> ``--force``, and a
+    message that starts with a parameter's name starts with its flag."""
+    message = _SWITCH.sub(lambda m: _FLAGS.get(m.group(1), m.group(0)), message)
+    return _LEADING.sub(lambda m: _FLAGS.get(m.group(1), m.group(0)), message, count=1)
 
 
 def _exit_on_signal(signum, frame):
@@ -63,7 +80,7 @@ class CnnbenchGroup(click.Group):
         try:
             return super().invoke(ctx)
         except CnnbenchError as exc:
-            raise click.ClickException(str(exc)) from None
+            raise click.ClickException(flag_words(str(exc))) from None
         except MemoryError:
             raise click.ClickException("out of memory: the requested data does not fit "
                                        "(fewer or smaller images, or a smaller batch)") from None

@@ -2,19 +2,14 @@
 
 from __future__ import annotations
 
-import shlex
 import sys
-import time
-from pathlib import Path
 
 import click
 
-from ..atomic import write_text
 from ..bench.distributed import is_writer
 from ..board.render import render_fingerprints
 from ..board.store import Leaderboard, resolve_db_path
-from ..data.h5file import check_output_path, open_dataset
-from ..errors import ParamError
+from ..data.h5file import open_dataset
 from . import main
 from .data import progress_bar
 from .options import db_option, epochs_option, memory_budget_option, threads_option
@@ -52,6 +47,12 @@ class EpochBar:
             self.bar.__exit__(None, None, None)
             self.bar = None
 
+    def __enter__(self) -> EpochBar:
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
 
 def run_options(f):
     f = epochs_option("Override each baseline's default epochs (closed-form fits ignore it)")(f)
@@ -71,51 +72,6 @@ def _line(record) -> str:
         scores = f"rmse {m['rmse']:.4f}  mae {m['mae']:.4f}  r2 {m['r2']:.4f}"
     return (f"{record.name:<22} seed {record.seed:<3} {scores}  (epoch {record.best_epoch}/"
             f"{record.epochs}, {record.params} params, {record.wall_time_s:.1f} s, {record.device})")
-
-
-def _run_many(ds, runs, *, epochs, device, quiet, board, plot_dir=None, on_record=None,
-              memory_budget):
-    """Train and record each (baseline, seeds); the split arrays are read once for all."""
-    from ..bench.protocol import prepare_data, run  # torch only for the commands that train
-    arrays = prepare_data(ds, memory_budget)  # in memory, or streamed when over the budget
-    records = []
-    for baseline, seeds in runs:
-        if baseline.source == "reference":
-            seeds = seeds[:1]  # closed-form fits do not depend on the training seed
-        for seed in seeds:
-            bar = EpochBar(f"{Path(ds.path).stem}: {baseline.name} seed {seed}", quiet)
-            try:
-                result = run(ds, baseline.make, name=baseline.name, seed=seed, epochs=epochs,
-                             device=device, source=baseline.source, progress=bar, arrays=arrays)
-            finally:
-                bar.close()
-            if not is_writer():  # under torchrun: rank 0 records and reports
-                continue
-            board.add(result.record, ds)
-            records.append(result.record)
-            click.echo(_line(result.record))
-            if plot_dir is not None:
-                _plots(result, ds, Path(plot_dir))
-            if on_record:
-                on_record(result.record)
-    return records
-
-
-def _plot_paths(ds, folder: Path, name: str, seed: int) -> list[Path]:
-    """The PNGs --plot writes for one run: learning curves, and for regression the scatter."""
-    stem = f"{Path(ds.path).stem}_{name}_seed{seed}"
-    return [folder / f"{stem}_curves.png"] + ([folder / f"{stem}_scatter.png"] if ds.task == "regression" else [])
-
-
-def _plots(result, ds, folder: Path) -> None:
-    from ..board.plots import learning_curves, scatter
-
-    folder.mkdir(parents=True, exist_ok=True)
-    r = result.record
-    paths = _plot_paths(ds, folder, r.name, r.seed)
-    learning_curves(r, paths[0])
-    if r.task == "regression":
-        scatter(result.test_predicted, result.test_targets, paths[1], f"{r.name} seed {r.seed}", ds.target_names)
 
 
 @main.command()
@@ -139,31 +95,12 @@ def bench(dataset, names, seeds, plot_dir, force, epochs, device, memory_budget,
       cnnbench bench lines-3x3.h5 -b lines-cnn-as-asked -b lines-cnn-fixed --seeds 0-9
       cnnbench bench boxes-64.h5 -b ridge --plot plots/
     """
-    from ..baselines import applicable, get_baseline
-    from ..bench.protocol import parse_seeds
+    from ..bench.runs import run_baselines
 
-    seed_list = parse_seeds(seeds)
-    ds = open_dataset(dataset)
-    if names:
-        # Each once, also when named by a former name and its new one.
-        chosen = list({b.name: b for b in map(get_baseline, names)}.values())
-        wrong = [b for b in chosen if not b.applies_to(ds.family, ds.task)]
-        if wrong:
-            raise ParamError(f"baseline {wrong[0].name!r} does not apply to {ds.family} "
-                             f"({ds.task}); see cnnbench baselines")
-    else:
-        shape = ds.shapes["train"]["images"][1:]
-        chosen = [b for b in applicable(ds.family, ds.task) if b.fits(shape)]
-    if plot_dir:
-        Path(plot_dir).mkdir(parents=True, exist_ok=True)
-        for b in chosen:  # every plot checked before any run: a refusal costs no training
-            for seed in (seed_list[:1] if b.source == "reference" else seed_list):
-                for plot in _plot_paths(ds, Path(plot_dir), b.name, seed):
-                    check_output_path(plot, force)
     path = resolve_db_path(db)
-    with Leaderboard(path) as board:
-        _run_many(ds, [(b, seed_list) for b in chosen], epochs=epochs, device=device, quiet=quiet,
-                  board=board, plot_dir=plot_dir, memory_budget=memory_budget)
+    run_baselines(dataset, names or None, seeds, db=path, epochs=epochs, device=device,
+                  memory_budget=memory_budget, plot_dir=plot_dir, force=force,
+                  progress=lambda label: EpochBar(label, quiet), on_record=lambda r: click.echo(_line(r)))
     if not quiet and is_writer():
         click.echo(f"recorded in {path}")
 
@@ -234,56 +171,31 @@ def suite(full, rungs, preset_names, names, data_dir, seeds, dry_run, report, fo
       cnnbench suite --preset lines-3x3 --seeds 0-9
     """
     from ..bench import suite as lib
-    from ..bench.protocol import parse_seeds
 
-    started = time.perf_counter()
-    seed_list = parse_seeds(seeds) if seeds else None
-    presets = lib.choose_presets(full, rungs.split(",") if rungs else None, list(preset_names) or None)
-    steps = lib.plan(presets, full, seed_list, list(names) or None)
+    given = dict(full=full, rungs=rungs, presets=list(preset_names) or None, baselines=list(names) or None,
+                 seeds=seeds)
     if dry_run:
-        for step in steps:
+        for step in lib.plan_suite(**given):
             runs = ", ".join(f"{b.name}" + (f" x{len(s)}" if len(s) > 1 else "") for b, s in step.runs)
             click.echo(f"{step.preset.name}: {runs}")
         return
-    if report:
-        check_output_path(report, force)
-    lib.check_data_dir([step.preset for step in steps], data_dir, force)
-    path = resolve_db_path(db)
-    records, fingerprints, optimum = [], [], {}
-    with Leaderboard(path) as board:
-        for step in steps:
-            preset = step.preset
-            spec = preset.spec()
-            total = sum(spec.sizes.values())
-            with progress_bar(total, f"generate {preset.name}", quiet) as update:
-                file, made = lib.ensure_dataset(preset, data_dir, update)
-            ds = open_dataset(file)
-            fingerprints.append(ds.fingerprint)
-            optimum[preset.name] = ds.optimum
-            if not quiet:
-                click.echo(f"== {preset.name} ({file}{', generated' if made else ''}): "
-                           f"{len(step.runs)} baselines")
-            shape = ds.shapes["train"]["images"][1:]
-            runs = [(b, s) for b, s in step.runs if names or b.fits(shape)]
-            records += _run_many(ds, runs, epochs=epochs, device=device, quiet=quiet, board=board,
-                                 memory_budget=memory_budget)
-        total_s = time.perf_counter() - started
+
+    def on_dataset(step, file, made):
         if not quiet:
-            click.echo("")
-            click.echo(render_fingerprints(board, list(dict.fromkeys(fingerprints))))
-    if report:
-        # The command as given, so the report says what it measured; the 20-minute figure is
-        # about the whole --full suite, so a narrower run does not claim it.
-        args = ((["--full"] if full else []) + (["--rungs", rungs] if rungs else [])
-                + [a for p in preset_names for a in ("--preset", p)]
-                + [a for n in names for a in ("-b", n)] + (["--seeds", seeds] if seeds else [])
-                + (["--epochs", str(epochs)] if epochs else []))
-        whole = full and not (rungs or preset_names or names or seeds or epochs)
-        command = " ".join(["cnnbench suite", *map(shlex.quote, args)])
-        left_out = ([p.name for p in lib.choose_presets(True, rungs.split(",") if rungs else None)
-                     if p.name not in {s.preset.name for s in steps}] if full else [])
-        write_text(report, lib.render_report(records, total_s, optimum, command, whole_suite=whole,
-                                             kept=lib.kept_notes(report), left_out=left_out))
-        click.echo(f"wrote {report}")
-    plural = "s" if len(steps) != 1 else ""
-    click.echo(f"suite: {len(records)} runs on {len(steps)} dataset{plural} in {total_s:.0f} s; recorded in {path}")
+            click.echo(f"== {step.preset.name} ({file}{', generated' if made else ''}): "
+                       f"{len(step.runs)} baselines")
+
+    done = lib.run_suite(**given, data_dir=data_dir, db=resolve_db_path(db), report=report, force=force,
+                         epochs=epochs, device=device, memory_budget=memory_budget,
+                         progress=lambda label: EpochBar(label, quiet),
+                         generate_progress=lambda name, total: progress_bar(total, f"generate {name}", quiet),
+                         on_dataset=on_dataset, on_record=lambda r: click.echo(_line(r)))
+    if not quiet:
+        click.echo("")
+        with Leaderboard(done.db) as board:
+            click.echo(render_fingerprints(board, done.fingerprints))
+    if done.report is not None:
+        click.echo(f"wrote {done.report}")
+    plural = "s" if len(done.steps) != 1 else ""
+    click.echo(f"suite: {len(done.records)} runs on {len(done.steps)} dataset{plural} in {done.wall_s:.0f} s; "
+               f"recorded in {done.db}")

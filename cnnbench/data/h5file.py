@@ -113,7 +113,7 @@ def check_output_path(path: str | os.PathLike, force: bool) -> Path:
     if path.is_dir():
         raise ParamError(f"output {str(path)!r} is a folder, not a file")
     if (path.exists() or path.is_symlink()) and not force:
-        raise ParamError(f"output {str(path)!r} already exists (use --force to overwrite)")
+        raise ParamError(f"output {str(path)!r} already exists (use force=True to overwrite)")
     return path
 
 

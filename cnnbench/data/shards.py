@@ -84,11 +84,11 @@ def parse_shard(text: str) -> tuple[int, int]:
     except ValueError:
         index = count = None
     if index is None:
-        raise ParamError(f"--shard {text!r}: expected I/N, e.g. 0/4 (shard I of N, I from 0)")
+        raise ParamError(f"shard {text!r}: expected I/N, e.g. 0/4 (shard I of N, I from 0)")
     if count < 1:
-        raise ParamError(f"--shard {text}: N must be at least 1")
+        raise ParamError(f"shard {text}: N must be at least 1")
     if not 0 <= index < count:
-        raise ParamError(f"--shard {text}: I must be in 0..{count - 1} (shards are numbered from 0)")
+        raise ParamError(f"shard {text}: I must be in 0..{count - 1} (shards are numbered from 0)")
     return index, count
 
 
@@ -102,7 +102,7 @@ def plan_shard(spec: Spec, index: int, count: int) -> ShardPlan:
     total = sum(counts.values())
     if count > total:
         per_split = ", ".join(f"{s} {counts[s]}" for s in SPLITS)
-        raise ParamError(f"--shard {index}/{count}: this dataset has only {total} blocks of "
+        raise ParamError(f"shard {index}/{count}: this dataset has only {total} blocks of "
                          f"{BLOCK_SIZE} samples ({per_split}); use at most {total} shards")
     first, stop = index * total // count, (index + 1) * total // count
     blocks, rows, offset = {}, {}, 0
@@ -333,7 +333,7 @@ def merge(paths, out: str | os.PathLike, *, force: bool = False, virtual: bool =
     out = check_output_path(out, force)
     shards = open_shards(paths)
     if any(out.resolve() == s.ds.path.resolve() for s in shards):
-        raise ParamError(f"--out {str(out)!r} is one of the shards")
+        raise ParamError(f"out {str(out)!r} is one of the shards")
     files = [h5py.File(s.ds.path, "r") for s in shards]
     try:
         attrs = _merged_attrs(shards, files)

@@ -1,0 +1,151 @@
+"""Training baselines on one dataset and recording each run: the one run loop.
+
+``cnnbench bench``, ``cnnbench suite`` and Python (:func:`run_baselines`,
+:func:`cnnbench.bench.suite.run_suite`) all train through :func:`run_many`: each baseline
+with its training seeds, the split arrays read once for all, each run recorded on the board
+as soon as it ends (a run interrupted later keeps the ones before it).
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable, Iterable
+from contextlib import AbstractContextManager, nullcontext
+from pathlib import Path
+
+from ..baselines import Baseline, applicable, get_baseline
+from ..board.records import RunRecord
+from ..board.store import Leaderboard, resolve_db_path
+from ..data.h5file import Dataset, check_output_path, open_dataset
+from ..data.streaming import DEFAULT_MEMORY_BUDGET
+from ..errors import ParamError
+from .distributed import is_writer
+
+# progress(label) -> a context manager whose value is called after each epoch of that run
+# as (epoch, epochs, metric_name, val_value); the CLI passes its progress bar.
+RunProgress = Callable[[str], AbstractContextManager]
+
+
+def as_seeds(seeds) -> list[int]:
+    """Training seeds from an int, a text like ``"0-9"`` or ``"0,3,5"``, or an iterable of ints."""
+    from .protocol import parse_seeds
+
+    if isinstance(seeds, (str, int)) and not isinstance(seeds, bool):
+        return parse_seeds(str(seeds))
+    try:
+        items = list(seeds)
+    except TypeError:
+        raise ParamError(f"seeds: {seeds!r} is not a seed, a seed list or a text like '0-9'") from None
+    if not items or any(isinstance(s, bool) or not isinstance(s, int) for s in items):
+        raise ParamError(f"seeds: {seeds!r} must hold at least one integer seed")
+    return parse_seeds(",".join(map(str, items)))
+
+
+def choose_baselines(ds: Dataset, names: Iterable[str] | None = None) -> list[Baseline]:
+    """The named baselines, each once (refused if one does not apply to the dataset); without
+    names, every baseline that applies and whose input size fits the images."""
+    if names:
+        # Each once, also when named by a former name and its new one.
+        chosen = list({b.name: b for b in map(get_baseline, names)}.values())
+        wrong = [b for b in chosen if not b.applies_to(ds.family, ds.task)]
+        if wrong:
+            raise ParamError(f"baseline {wrong[0].name!r} does not apply to {ds.family} "
+                             f"({ds.task}); see cnnbench baselines")
+        return chosen
+    shape = ds.shapes["train"]["images"][1:]
+    return [b for b in applicable(ds.family, ds.task) if b.fits(shape)]
+
+
+def seeds_for(baseline: Baseline, seeds: list[int]) -> list[int]:
+    """Closed-form fits (reference predictors) do not depend on the training seed: one run."""
+    return seeds[:1] if baseline.source == "reference" else seeds
+
+
+def plot_paths(ds: Dataset, folder: str | os.PathLike, name: str, seed: int) -> list[Path]:
+    """The PNGs one run's plots go to: learning curves, and for regression the scatter."""
+    stem = f"{Path(ds.path).stem}_{name}_seed{seed}"
+    folder = Path(folder)
+    return [folder / f"{stem}_curves.png"] + ([folder / f"{stem}_scatter.png"] if ds.task == "regression" else [])
+
+
+def _plots(result, ds: Dataset, folder: Path) -> None:
+    from ..board.plots import learning_curves, scatter
+
+    folder.mkdir(parents=True, exist_ok=True)
+    r = result.record
+    paths = plot_paths(ds, folder, r.name, r.seed)
+    learning_curves(r, paths[0])
+    if r.task == "regression":
+        scatter(result.test_predicted, result.test_targets, paths[1], f"{r.name} seed {r.seed}", ds.target_names)
+
+
+def run_many(ds: Dataset, runs: list[tuple[Baseline, list[int]]], board: Leaderboard, *,
+             epochs: int | None = None, device: str = "auto", memory_budget=DEFAULT_MEMORY_BUDGET,
+             plot_dir: str | os.PathLike | None = None, progress: RunProgress | None = None,
+             on_record: Callable[[RunRecord], None] | None = None) -> list[RunRecord]:
+    """Train and record each (baseline, seeds) on ``ds``; the split arrays are read once for all.
+
+    Each run is added to ``board`` as soon as it ends, its plots written to ``plot_dir`` if
+    given, then ``on_record(record)`` is called. Under torchrun only rank 0 records. Returns
+    the records, in run order.
+    """
+    from .protocol import prepare_data, run  # torch, only when something trains
+
+    arrays = prepare_data(ds, memory_budget)  # in memory, or streamed when over the budget
+    records = []
+    for baseline, seeds in runs:
+        for seed in seeds_for(baseline, seeds):
+            label = f"{Path(ds.path).stem if ds.path else ds.family}: {baseline.name} seed {seed}"
+            with (progress(label) if progress is not None else nullcontext()) as on_epoch:
+                result = run(ds, baseline.make, name=baseline.name, seed=seed, epochs=epochs, device=device,
+                             source=baseline.source, progress=on_epoch, arrays=arrays)
+            if not is_writer():  # under torchrun: rank 0 records and reports
+                continue
+            board.add(result.record, ds)
+            records.append(result.record)
+            if plot_dir is not None:
+                _plots(result, ds, Path(plot_dir))
+            if on_record is not None:
+                on_record(result.record)
+    return records
+
+
+def run_baselines(dataset, baselines: Iterable[str] | None = None, seeds=0, *,
+                  db: str | os.PathLike | None = None, epochs: int | None = None, device: str = "auto",
+                  memory_budget=DEFAULT_MEMORY_BUDGET, plot_dir: str | os.PathLike | None = None,
+                  force: bool = False, progress: RunProgress | None = None,
+                  on_record: Callable[[RunRecord], None] | None = None) -> list[RunRecord]:
+    """Train baselines on a dataset under the protocol and record every run, as ``cnnbench bench``.
+
+    Parameters
+    ----------
+    dataset : a dataset file's path or an opened :class:`~cnnbench.data.h5file.Dataset`
+    baselines : baseline names (``cnnbench baselines``); default every one that applies and
+        fits the images
+    seeds : training seeds: an int, a list, or a text such as ``"0-9"`` or ``"0,3,5"``; one
+        recorded run per seed (one for reference predictors)
+    db : the leaderboard file (default ``$CNNBENCH_DB``, else the user's data folder)
+    epochs, device, memory_budget : as :func:`cnnbench.run`
+    plot_dir : write each run's learning curves (and, for regression, predicted-vs-true) PNGs here
+    force : overwrite existing plot files (every one is checked before any training)
+    progress : ``progress(label)`` -> a context manager whose value is called after each
+        epoch as ``(epoch, epochs, metric_name, val_value)``
+    on_record : called with each :class:`~cnnbench.board.records.RunRecord` once recorded
+
+    Returns
+    -------
+    list of RunRecord : the recorded runs, in run order.
+    """
+    seed_list = as_seeds(seeds)
+    ds = dataset if isinstance(dataset, Dataset) else open_dataset(dataset)
+    chosen = choose_baselines(ds, list(baselines) if baselines is not None else None)
+    if plot_dir is not None:
+        Path(plot_dir).mkdir(parents=True, exist_ok=True)
+        for b in chosen:  # every plot checked before any run: a refusal costs no training
+            for seed in seeds_for(b, seed_list):
+                for plot in plot_paths(ds, plot_dir, b.name, seed):
+                    check_output_path(plot, force)
+    with Leaderboard(resolve_db_path(db)) as board:
+        return run_many(ds, [(b, seed_list) for b in chosen], board, epochs=epochs, device=device,
+                        memory_budget=memory_budget, plot_dir=plot_dir, progress=progress,
+                        on_record=on_record)
