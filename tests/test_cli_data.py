@@ -261,6 +261,21 @@ def test_a_corrupt_chunk_is_one_line_naming_the_file_and_the_array(lines_file, t
     assert not (tmp_path / "g.png").exists()
 
 
+def test_load_rows_reads_what_load_reads(lines_file):
+    from cnnbench.data.h5file import open_dataset
+    from cnnbench.errors import FormatError
+
+    ds = open_dataset(lines_file)
+    rows = np.array([0, 3, 4, ds.split_size("train") - 1])
+    whole, some = ds.load("train"), ds.load_rows("train", rows)
+    assert sorted(some) == sorted(whole)
+    for name, array in some.items():
+        np.testing.assert_array_equal(array, whole[name][rows])
+    assert ds.load_rows("train", [], ["images"])["images"].shape == (0,) + whole["images"].shape[1:]
+    with pytest.raises(FormatError, match="has no 'nothing' array"):
+        ds.load_rows("train", rows, ["nothing"])
+
+
 def test_a_format_version_of_another_type_is_shown_as_such(lines_file, tmp_path):
     odd = _copy(lines_file, tmp_path)
     with h5py.File(odd, "r+") as f:
