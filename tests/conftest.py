@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+
 import pytest
 import torch
 
@@ -10,6 +12,9 @@ from cnnbench.data.presets import get_preset
 
 # Tiny models train faster on one thread than they synchronise two.
 torch.set_num_threads(1)
+# Commands run their trainings in this process unless a test asks for workers (--jobs N):
+# starting worker interpreters would cost more than the tests' tiny runs.
+os.environ["CNNBENCH_JOBS"] = "1"
 
 
 @pytest.fixture(scope="session")
