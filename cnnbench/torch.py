@@ -20,7 +20,7 @@ import torch
 from torch.utils.data import Dataset as _TorchDataset
 from torch.utils.data import IterableDataset, get_worker_info
 
-from .data.h5file import Dataset, open_dataset
+from .data.h5file import Dataset, open_dataset, read_rows
 from .data.streaming import DEFAULT_BUFFER_BYTES, ChunkReader, check_split, check_stream_args
 from .errors import DataIndexError
 
@@ -121,7 +121,7 @@ class H5Dataset(_TorchDataset):
         unique, where = np.unique(wanted, return_inverse=True)
         group = self._group()
         names = ["images"] + (["targets"] if self.targets else []) + (self.factor_names if self.return_factors else [])
-        arrays = {name: _rows(group[name], unique) for name in names}
+        arrays = {name: read_rows(group[name], unique) for name in names}
         return [self._sample({name: a[j] for name, a in arrays.items()}) for j in where]
 
     def _sample(self, rows: dict):
@@ -139,19 +139,6 @@ class H5Dataset(_TorchDataset):
         state = dict(self.__dict__)
         state["_file"], state["_arrays"], state["_pid"] = None, {}, None
         return state
-
-
-def _rows(array: h5py.Dataset, rows: np.ndarray) -> np.ndarray:
-    """``array[rows]`` for sorted unique rows, one slice per chunk they fall in (h5py's own
-    fancy indexing selects point by point, several times slower)."""
-    step = array.chunks[0] if array.chunks else len(array)
-    chunk = rows // step
-    cuts = np.flatnonzero(np.diff(chunk)) + 1
-    parts = []
-    for group in np.split(rows, cuts):
-        lo, hi = int(group[0]), int(group[-1]) + 1
-        parts.append(array[lo:hi][group - lo])
-    return np.concatenate(parts)
 
 
 class StreamingDataset(IterableDataset):

@@ -251,9 +251,29 @@ def test_a_corrupt_chunk_is_one_line_naming_the_file_and_the_array(lines_file, t
     _corrupt_chunk(broken, "train/images")
     assert_one_line_error(run("show", broken, "--out", tmp_path / "g.png"),
                           f"{broken}: array train/images cannot be read (truncated or corrupt?)")
+    # diagnose reads its train sample through the same validated Dataset: the same line
+    assert_one_line_error(run("diagnose", broken, "--baseline", "majority"),
+                          f"{broken}: array train/images cannot be read (truncated or corrupt?)")
     _corrupt_chunk(broken, "train/targets")
     assert_one_line_error(run("info", broken), f"{broken}: array train/targets cannot be read")
+    assert_one_line_error(run("diagnose", broken, "--baseline", "majority"),
+                          f"{broken}: array train/targets cannot be read")
     assert not (tmp_path / "g.png").exists()
+
+
+def test_load_rows_reads_what_load_reads(lines_file):
+    from cnnbench.data.h5file import open_dataset
+    from cnnbench.errors import FormatError
+
+    ds = open_dataset(lines_file)
+    rows = np.array([0, 3, 4, ds.split_size("train") - 1])
+    whole, some = ds.load("train"), ds.load_rows("train", rows)
+    assert sorted(some) == sorted(whole)
+    for name, array in some.items():
+        np.testing.assert_array_equal(array, whole[name][rows])
+    assert ds.load_rows("train", [], ["images"])["images"].shape == (0,) + whole["images"].shape[1:]
+    with pytest.raises(FormatError, match="has no 'nothing' array"):
+        ds.load_rows("train", rows, ["nothing"])
 
 
 def test_a_format_version_of_another_type_is_shown_as_such(lines_file, tmp_path):

@@ -308,6 +308,41 @@ def test_a_rising_loss_with_weights_that_barely_move_is_not_a_high_learning_rate
     assert loss_trend_check(noisy, 1.0, "mse_loss", median_change=0.05).cause == "lr-too-high"
 
 
+def test_a_rise_within_the_batches_noise_is_not_a_high_learning_rate():
+    from cnnbench.bench.diagnose.checks import loss_trend_check
+    # A loss that has not moved yet, batch to batch +-20 %: its last 5 steps 7 % above its first 5
+    # (patches/cnn-global-pool seed 2 looked like this). The broken twin rises 20 % on a calm curve.
+    flat = [0.8, 1.2, 0.9, 1.1, 1.0] * 9 + [1.3, 0.9, 1.2, 0.8, 1.15]
+    noisy = loss_trend_check(flat, 1.0, "mse_loss", median_change=0.05)
+    assert noisy.status == WARN and noisy.cause == "" and "noise" in noisy.evidence
+    rising = loss_trend_check([1.0, 0.9, 1.1, 1.0, 0.95] * 4 + [1.2] * 5, 1.0, "mse_loss", median_change=0.05)
+    assert rising.cause == "lr-too-high" and "rising" in rising.evidence
+
+
+def slow_sgd(epochs):
+    """SGD 0.01 with momentum: after 10 probe steps the predictions are still at the mean,
+    and the same model needs about 60 steps to memorise 32 images."""
+    return lambda info: Recipe(model=net(info), optimizer=sgd(0.01, momentum=0.9), epochs=epochs, batch_size=64)
+
+
+def test_a_slow_start_is_judged_against_the_protocols_steps(boxes16):
+    fixed = run(boxes16, slow_sgd(50), steps=10)  # the protocol gives 50 x 4 = 200 steps
+    for name in ("loss trend", "collapse"):
+        assert check(fixed, name).status == PASS and "a slow start" in check(fixed, name).evidence, render_text(fixed)
+    assert fixed.cause is None
+    broken = run(boxes16, slow_sgd(10), steps=10)  # 40 steps: fewer than memorising needed
+    assert check(broken, "overfit tiny subset").values["passed_at"] > 40
+    assert check(broken, "collapse").status == WARN and check(broken, "loss trend").status == WARN
+    assert broken.cause is not None  # the symptoms stand
+
+
+def test_the_overfit_probes_time_cap_counts_cpu_time(boxes16):
+    d = diagnose(boxes16, slow_sgd(50), steps=10, overfit_time_s=0.0)
+    overfit = check(d, "overfit tiny subset")
+    assert "(CPU-time cap 0 s)" in overfit.evidence and overfit.values["steps"] == 1
+    assert overfit.values["cpu_seconds"] >= 0
+
+
 def test_symptom_checks_soften_when_the_rest_of_the_evidence_says_it_learns():
     from cnnbench.bench.diagnose.probes import _learning_anyway, _slow_start
 
@@ -325,3 +360,15 @@ def test_symptom_checks_soften_when_the_rest_of_the_evidence_says_it_learns():
     named = [c("target scale", WARN, "target-scale"), c("collapse", FAIL)]
     _slow_start(named, fits)
     assert named[1].status == FAIL  # a check names a cause: the collapse stands
+
+    quick = CheckResult("overfit tiny subset", PASS, "", values={"samples": 32, "steps": 300, "passed_at": 150,
+                                                                  "metric": "R²"})
+    within = [c("loss trend", WARN), c("collapse", FAIL)]
+    _slow_start(within, quick, budget=320)  # memorised at step 150 of the protocol's 320
+    assert [x.status for x in within] == [PASS, PASS] and "150 steps" in within[1].evidence
+    beyond = [c("loss trend", WARN), c("collapse", FAIL)]
+    _slow_start(beyond, quick, budget=100)
+    assert [x.status for x in beyond] == [WARN, WARN]
+    frozen = [c("loss trend", FAIL), c("collapse", FAIL)]
+    _slow_start(frozen, quick, budget=320)
+    assert [x.status for x in frozen] == [FAIL, FAIL]  # a loss that does not move at all is no slow start

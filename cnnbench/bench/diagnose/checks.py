@@ -41,6 +41,7 @@ from .thresholds import (
     LOGPROB_TOL,
     LOSS_CONSTANT,
     LOSS_FLAT,
+    LOSS_RISE_NOISE,
     LOSS_SLOW,
     OUTPUT_CONSTANT,
     PARAMS_PER_SAMPLE_WARN,
@@ -568,6 +569,8 @@ def loss_trend_check(losses: list[float], constant: float | None = None, loss_na
                            "log-probabilities): the optimizer is pushing it towards -inf", v, "loss-input")
     w = max(1, min(5, len(losses) // 4))
     first, last = float(np.mean(losses[:w])), float(np.mean(losses[-w:]))
+    # The standard error of (last - first): how far two windows' means differ by batch noise alone.
+    noise = (float(np.var(losses[:w], ddof=1) + np.var(losses[-w:], ddof=1)) / w) ** 0.5 if w > 1 else 0.0
     change = (first - last) / abs(first) if first else 0.0
     q = max(1, len(losses) // 4)
     second, fourth = float(np.mean(losses[q:2 * q])), float(np.mean(losses[-q:]))
@@ -575,7 +578,7 @@ def loss_trend_check(losses: list[float], constant: float | None = None, loss_na
     # Still falling in its second half and already below a constant's loss: a slow start.
     falling = late >= LOSS_SLOW and (constant is None or last < constant)
     v.update(first=first, last=last, relative_drop=change, spread=float(np.ptp(losses)), late_drop=late,
-             falling=falling)
+             falling=falling, noise=noise)
     evidence = (f"training loss over {len(losses)} steps: {fmt(first)} (first {w}) -> {fmt(last)} "
                 f"(last {w}), min {fmt(min(losses))}")
     slow = median_change is not None and median_change < WEIGHT_SLOW
@@ -586,15 +589,20 @@ def loss_trend_check(losses: list[float], constant: float | None = None, loss_na
     if constant is not None:
         evidence += f"; the best constant prediction scores {fmt(constant)}"
     if change < LOSS_SLOW:
-        rising = change < -LOSS_SLOW and not slow  # weights that barely move: batch noise, not steps
+        # Weights that barely move, or a rise within the batches' noise: not the steps' size.
+        beyond_noise = last - first > LOSS_RISE_NOISE * noise
+        rising = change < -LOSS_SLOW and not slow and beyond_noise
+        noisy = change < -LOSS_SLOW and not slow and not beyond_noise
         cause = "lr-too-high" if rising else ("lr-too-low" if slow else "")
         advice = ("the loss rises: the steps are too large, lower the learning rate" if rising else
                   f"the weights barely move (median change {fmt(median_change)}): raise the learning rate"
                   if slow else
                   "the loss is (nearly) not falling: check the learning rate (too small, or so large it "
                   "bounces), or give it more steps (--steps)")
-        return CheckResult("loss trend", WARN, evidence + ("; rising" if rising else "; not falling" if change <= 0
-                                                           else f"; fell only {change:.1%}"), advice, v, cause)
+        return CheckResult("loss trend", WARN, evidence + (
+            "; rising" if rising else
+            f"; not falling (its rise is within {LOSS_RISE_NOISE:g} x the batches' noise, {fmt(noise)})" if noisy
+            else "; not falling" if change <= 0 else f"; fell only {change:.1%}"), advice, v, cause)
     if constant is not None and last >= LOSS_CONSTANT * constant and not falling:
         return CheckResult("loss trend", WARN, evidence + "; no better yet",
                            "the loss has not gone below what a constant prediction (the mean, or the class "

@@ -5,7 +5,6 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 
-import h5py
 import numpy as np
 import torch
 
@@ -50,7 +49,8 @@ def resolve_model(model: str | None = None, baseline: str | None = None,
 
 
 def read_train_sample(ds: Dataset, n: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """``(images, targets, all_targets)``: a fixed random sample of ``n`` train images.
+    """``(images, targets, all_targets)``: a fixed random sample of ``n`` train images, read
+    through the validated ``ds`` (:meth:`Dataset.load`, :meth:`Dataset.load_rows`), never raw h5py.
 
     The sample does not depend on the run seed (seed 0 of its own stream), so changing
     ``--seed`` changes the initialisation and batch order, not the images probed.
@@ -60,18 +60,15 @@ def read_train_sample(ds: Dataset, n: int) -> tuple[np.ndarray, np.ndarray, np.n
     n_train = ds.split_size("train")
     if n_train == 0:
         raise FormatError(f"{ds.path}: the train split is empty")
-    try:
-        with h5py.File(ds.path, "r") as f:
-            group = f["train"]
-            all_targets = group["targets"][()]
-            if n >= n_train:
-                images = group["images"][()]
-                chosen = np.arange(n_train)
-            else:
-                chosen = np.sort(np.random.default_rng(0).choice(n_train, size=n, replace=False))
-                images = group["images"][chosen]
-    except OSError:
-        raise FormatError(f"{ds.path}: the train split cannot be read (truncated or corrupt?)") from None
+    # Through the Dataset open_dataset validated: a corrupt chunk is the same one-line
+    # FormatError every other command gives ("array train/images cannot be read ...").
+    all_targets = ds.load("train", ["targets"])["targets"]
+    if n >= n_train:
+        chosen = np.arange(n_train)
+        images = ds.load("train", ["images"])["images"]
+    else:
+        chosen = np.sort(np.random.default_rng(0).choice(n_train, size=n, replace=False))
+        images = ds.load_rows("train", chosen, ["images"])["images"]
     return images, all_targets[chosen], all_targets
 
 

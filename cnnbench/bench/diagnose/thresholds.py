@@ -8,7 +8,7 @@ PROBE_SAMPLES = 512  # train images read for the probes (a fixed random sample)
 EVAL_SAMPLES = 256  # images the activity and spread measurements look at
 OVERFIT_SAMPLES = 32  # the tiny subset the model must be able to memorise
 OVERFIT_STEPS_PER_STEP = 6  # the overfit probe runs up to 6 x steps optimizer steps...
-OVERFIT_TIME_S = 20.0  # ...or this long, whichever comes first
+OVERFIT_TIME_S = 20.0  # ...or this much CPU time (not wall: the same checklist on a busy machine)
 
 # Input, targets, outputs at init.
 INPUT_MAX_FAIL = 10.0  # |x| above this: raw 0..255 pixels
@@ -37,6 +37,9 @@ DEAD_LAYER_WARN, DEAD_ALL_WARN = 0.7, 0.4
 DEAD_GROWN_FAIL, DEAD_GROWN_WARN = 0.3, 0.2  # ...of which this many died during the probe (else: at init)
 LOSS_FLAT = 1e-4  # relative change of the loss over the probe below this: frozen
 LOSS_SLOW = 0.05  # the last steps' loss less than 5 % below the first steps': not falling
+LOSS_RISE_NOISE = 2.0  # "rising" only when the rise exceeds this many standard errors of the two
+#                        windows' means: a 5-batch mean of a loss that has not moved yet varies by
+#                        10 % or more from batch to batch (patches, batch 64), and that is no lr
 LOSS_CONSTANT = 0.9  # the last steps' loss above 0.9 x the best constant prediction's: no better
 #                      (unless it still falls by LOSS_SLOW over the probe's second half, below the
 #                      constant's loss: a slow start, and then collapse is a WARN, not a FAIL)
