@@ -23,13 +23,13 @@ from pathlib import Path
 import torch
 
 from .. import __version__
-from ..atomic import write_text
+from ..atomic import check_output_path, write_text
 from ..baselines import Baseline, applicable, get_baseline
 from ..board.ranking import same_score
 from ..board.records import COLLAPSE_RULE, PRIMARY_METRIC, RunRecord
 from ..board.store import Leaderboard, resolve_db_path
 from ..data.generate import write_dataset
-from ..data.h5file import FORMAT_VERSION, check_output_path, format_version_of, open_dataset
+from ..data.h5file import FORMAT_VERSION, format_version_of, open_dataset
 from ..data.presets import Preset, all_presets
 from ..data.streaming import DEFAULT_MEMORY_BUDGET
 from ..errors import CnnbenchError, ParamError

@@ -19,6 +19,7 @@ import json
 import math
 from dataclasses import asdict, dataclass, field
 
+from ..data import SPLITS
 from .records import PRIMARY_METRIC, RunRecord, config_key, finite_json
 
 # Scores this close (relative to their size, at least 1) are equal: floats from different sums.
@@ -84,7 +85,7 @@ class Board:
         two files made without a preset."""
         if self.preset:
             return self.preset
-        sizes = "/".join(str(self.split_sizes[s]) for s in ("train", "val", "test") if s in self.split_sizes)
+        sizes = "/".join(str(self.split_sizes[s]) for s in SPLITS if s in self.split_sizes)
         return f"{self.family} {self.fingerprint[:8]}" + (f" ({sizes})" if sizes else "")
 
     @property

@@ -8,9 +8,10 @@ from typing import Any
 
 import numpy as np
 
+from .. import SPLITS
 from ..params import Param
 
-SPLITS = ("train", "val", "test")
+__all__ = ["SPLITS", "Family", "Optimum"]
 
 # A plan is what a family decides once per split before drawing blocks (e.g. which grid
 # positions go to which split). Most families need none.
