@@ -393,9 +393,9 @@ def record_submission(dataset, predictions, *, name: str, notes: str = "", param
            db: str | os.PathLike | None = None):
     """Score predictions (as :func:`score`) and record them on the leaderboard, source 'submission'.
 
-    ``db``: the SQLite file (default ``$CNNBENCH_DB``, else
-    ``$XDG_DATA_HOME/cnnbench/leaderboard.sqlite``). A refused submission writes nothing.
-    Returns the recorded :class:`~cnnbench.board.records.RunRecord`.
+    ``params``: the model's parameter count, shown on the board. ``db``: the SQLite file
+    (default ``$CNNBENCH_DB``, else ``$XDG_DATA_HOME/cnnbench/leaderboard.sqlite``). A refused
+    submission writes nothing. Returns the recorded :class:`~cnnbench.board.records.RunRecord`.
     """
     from .board.predictions import Predictions, score_predictions, submission_record
 

@@ -480,3 +480,14 @@ def test_a_rare_share_is_not_rounded_away():
     from cnnbench.board.render import _share
 
     assert [_share(v) for v in (None, 0.0, 1 / 300, 0.5, 299 / 300, 1.0)] == ["-", "0%", "<1%", "50%", ">99%", "100%"]
+
+
+def test_a_board_optimum_is_typed_whatever_it_was_stored_as():
+    from cnnbench.data.optimum import Optimum
+
+    stored = {"metric": "accuracy", "value": 1.0, "exact": True, "why": "clean"}  # a file's or a board's JSON
+    board = rank([(1, run(score=0.75))], stored)
+    assert board.optimum == Optimum("accuracy", 1.0, True, "clean") == Optimum.of(board.optimum)
+    assert Optimum.of(stored).as_dict() == stored
+    assert Optimum.of(None) is None and Optimum.of({}) is None
+    assert rank([(1, run(score=0.75))], {**stored, "metric": "rmse"}).optimum is None  # not comparable

@@ -12,7 +12,7 @@ from click.core import ParameterSource
 
 from ..atomic import check_output_path
 from ..data import SPLITS
-from ..data.describe import format_summary, summarize
+from ..data.describe import describe_dataset, format_description
 from ..data.families import FAMILIES
 from ..data.generate import Spec, build_spec, total_samples, write_dataset
 from ..data.params import COMMON_PARAMS, MAX_WORKERS, Param
@@ -225,8 +225,8 @@ def presets(as_json, family, rung):
 @click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
 def info(path, as_json):
     """Describe a dataset file: family, spec, splits, targets, optimum, fingerprint."""
-    summary = summarize(path)
-    click.echo(json.dumps(summary, indent=2) if as_json else format_summary(summary))
+    summary = describe_dataset(path)
+    click.echo(json.dumps(summary, indent=2) if as_json else format_description(summary))
 
 
 @main.command()
