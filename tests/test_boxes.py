@@ -8,6 +8,7 @@ import pytest
 from click.testing import CliRunner
 
 from cnnbench.cli import main
+from cnnbench.data import noise as gaussian
 from cnnbench.data.families import get_family
 from cnnbench.data.generate import build_spec, generate_arrays, write_dataset
 from cnnbench.data.presets import get_preset
@@ -297,7 +298,7 @@ def test_windowed_rendering_is_the_whole_image_rendering(given):
                             np.stack([b[:, 0], along0, b[:, 2], along0 + width], axis=1))
     whole = B._scene(p, f, size)  # every shape over the whole image
     if p["noise"] > 0:
-        whole = whole + p["noise"] * rng.standard_normal((n, size, size, p["channels"]), dtype=np.float32)
+        whole = whole + p["noise"] * gaussian.standard_normal(rng, (n, size, size, p["channels"]))
     expected = np.clip(np.rint(whole), 0, 255).astype(np.uint8)
     expected = np.broadcast_to(expected, out["images"].shape)
     assert np.array_equal(out["images"], expected)

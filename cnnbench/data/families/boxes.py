@@ -19,6 +19,7 @@ import math
 import numpy as np
 
 from ...errors import ParamError
+from .. import noise as gaussian
 from ..params import Param
 from . import notsoclevr
 from .base import Family, Optimum
@@ -467,7 +468,8 @@ def _draw(p: dict, split: str, start: int, stop: int, rng: np.random.Generator, 
 
     noise = None
     if p["noise"] > 0:
-        noise = p["noise"] * rng.standard_normal((n, size, size, channels), dtype=np.float32)
+        noise = gaussian.standard_normal(rng, (n, size, size, channels))
+        noise *= np.float32(p["noise"])
     return {
         "images": _render(p, f, noise),
         "targets": centres.astype(np.float32),

@@ -10,6 +10,7 @@ from __future__ import annotations
 import numpy as np
 
 from ...errors import ParamError
+from .. import noise as gaussian
 from ..params import Param
 from .base import Family, Optimum
 
@@ -101,10 +102,7 @@ def _draw(p: dict, split: str, start: int, stop: int, rng: np.random.Generator, 
 
     clean = np.where(mask, value[:, None, None].astype(np.uint8), np.uint8(p["background"]))
     if p["noise"] > 0:
-        image = rng.normal(0.0, p["noise"], clean.shape)
-        image += clean  # in place: the passes over the image are what this costs
-        np.rint(image, out=image)
-        clean = np.clip(image, 0, 255, out=image).astype(np.uint8)
+        clean = gaussian.add_to_uint8(clean, rng, p["noise"])
     images = clean[..., None]
     return {
         "images": images,

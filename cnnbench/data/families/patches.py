@@ -23,6 +23,7 @@ import math
 import numpy as np
 
 from ...errors import ParamError
+from .. import noise as gaussian
 from ..params import Param
 from .base import Family, Optimum
 
@@ -273,7 +274,7 @@ def camera(small: np.ndarray, f: dict, p: dict, rng: np.random.Generator | None)
     image = small ** col(f["gamma"])
     image += col(f["brightness"])
     if rng is not None:
-        noise = rng.standard_normal(image.shape, dtype=np.float32)
+        noise = gaussian.standard_normal(rng, image.shape)
         noise *= col(f["noise"])
         image += noise
         del noise
