@@ -24,6 +24,7 @@ per family; see the README) name the files:
 
 from __future__ import annotations
 
+import math
 import warnings
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -47,6 +48,8 @@ class Baseline:
         on its easy preset)
     max_inputs : the most values per image (H*W*C) it is run on by default (pixel models
         whose size grows with the image: ridge's normal equations, the MLP's first layer)
+    quick_max_inputs : with ``quick``, the most values per image on which the default suite
+        runs it (a model that takes seconds on small images but minutes on large ones)
     source : "reference" for reference predictors, else "baseline"
     epochs : default epochs, as a phrase (the factory may adapt them to the data size)
     seeds : training seeds the published figures use, on the presets in ``seed_presets``
@@ -74,6 +77,7 @@ class Baseline:
     suite: tuple | None = None
     max_inputs: int | None = None
     aliases: tuple = ()
+    quick_max_inputs: int | None = None
 
     def applies_to(self, family: str, task: str) -> bool:
         return task in self.tasks and (self.families is None or family in self.families)
@@ -84,6 +88,11 @@ class Baseline:
         for d in image_shape:
             size *= int(d)
         return self.max_inputs is None or size <= self.max_inputs
+
+    def quick_on(self, image_shape: tuple) -> bool:
+        """Whether the default (quick) suite runs it on images of this (H, W, C)."""
+        return self.quick and (self.quick_max_inputs is None
+                               or math.prod(int(d) for d in image_shape) <= self.quick_max_inputs)
 
 
 def _collect() -> dict[str, Baseline]:

@@ -393,9 +393,10 @@ def record_submission(dataset, predictions, *, name: str, notes: str = "", param
            db: str | os.PathLike | None = None):
     """Score predictions (as :func:`score`) and record them on the leaderboard, source 'submission'.
 
-    ``params``: the model's parameter count, shown on the board. ``db``: the SQLite file
-    (default ``$CNNBENCH_DB``, else ``$XDG_DATA_HOME/cnnbench/leaderboard.sqlite``). A refused
-    submission writes nothing. Returns the recorded :class:`~cnnbench.board.records.RunRecord`.
+    ``params``: the model's parameter count, shown on the board. ``db``: the SQLite file or a
+    ``postgresql://`` URL (default ``$CNNBENCH_DB``, else
+    ``$XDG_DATA_HOME/cnnbench/leaderboard.sqlite``). A refused submission writes nothing.
+    Returns the recorded :class:`~cnnbench.board.records.RunRecord`.
     """
     from .board.predictions import Predictions, score_predictions, submission_record
 
@@ -456,11 +457,11 @@ def boards(dataset=None, *, db: str | os.PathLike | None = None) -> list:
     ``dataset``: a path or Dataset for its boards only. Each board has ``.entries`` (rank,
     name, score, std over seeds ...) and ``.rows()`` (plain dicts).
     """
-    from .board.store import Leaderboard, resolve_db_path
+    from .board.store import Leaderboard, db_exists, resolve_db_path
 
     path = resolve_db_path(db)
     ds = dataset if dataset is None or isinstance(dataset, Dataset) else open_dataset(dataset)
-    if not path.exists():
+    if not db_exists(path):
         return []
     with Leaderboard(path, create=False) as board:
         return board.boards([ds.fingerprint] if ds else None, optimum=ds.optimum if ds else None)

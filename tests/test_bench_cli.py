@@ -51,6 +51,20 @@ def test_bench_records_a_row_per_seed(lines3, tmp_path):
     assert "lines-cnn-fixed" in result.output and "accuracy 1.0000" in result.output
 
 
+def test_bench_jobs_runs_in_workers_and_prints_records_in_order(lines3, tmp_path, monkeypatch):
+    db = tmp_path / "board.sqlite"
+    result = invoke("bench", lines3, "-b", "lines-cnn-fixed", "--seeds", "0-2", "--epochs", "3",
+                    "--jobs", "2", "--db", db, "--quiet")
+    assert result.exit_code == 0, result.output
+    lines = [line for line in result.output.splitlines() if line.startswith("lines-cnn-fixed")]
+    assert [line.split()[2] for line in lines] == ["0", "1", "2"]
+    assert [r.seed for r in rows(db)] == [0, 1, 2] and {r.torch_threads for r in rows(db)} == {1}
+    monkeypatch.setenv("CNNBENCH_JOBS", "many")
+    refused = invoke("bench", lines3, "-b", "majority", "--db", db)
+    assert refused.exit_code != 0 and refused.output.startswith("Error: $CNNBENCH_JOBS: 'many'")
+    assert len(refused.output.splitlines()) == 1 and len(rows(db)) == 3
+
+
 def test_bench_plot_writes_pngs(tmp_path):
     path = tmp_path / "boxes.h5"
     write_dataset(build_spec("boxes", {"size": 16, "box_size": 4, "n_train": 64, "n_val": 32,

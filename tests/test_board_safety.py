@@ -14,6 +14,7 @@ import sqlite3
 import numpy as np
 import pytest
 from click.testing import CliRunner
+from conftest import created, raw_sql
 
 from cnnbench.board.records import RunRecord
 from cnnbench.board.render import render
@@ -39,14 +40,11 @@ def state(folder):
 
 
 def _insert_raw(db, record_text: str, task="classification", fingerprint=FP) -> int:
-    conn = sqlite3.connect(db)
-    cursor = conn.execute(
+    """A row as a broken writer would leave it (either backend); its id."""
+    return raw_sql(db, (
         "INSERT INTO runs (name, source, fingerprint, protocol_version, family, task, metric, score,"
         " config_key, timestamp, record) VALUES ('x', 'baseline', ?, 1, 'lines', ?, 'accuracy', 0, '{}', 't', ?)",
-        (fingerprint, task, record_text))
-    conn.commit()
-    conn.close()
-    return cursor.lastrowid
+        (fingerprint, task, record_text)), ("SELECT max(id) FROM runs", ()))[0][0]
 
 
 def _good_json(**changes) -> str:
@@ -75,8 +73,7 @@ BAD_ROWS = {
 # -- 8: one malformed row -----------------------------------------------------------------
 
 @pytest.fixture
-def board_with_bad_rows(tmp_path):
-    db = tmp_path / "board.sqlite"
+def board_with_bad_rows(db):
     with Leaderboard(db) as board:
         board.add(run(name="good", score=1.0))
     ids = {what: _insert_raw(db, text) for what, text in BAD_ROWS.items()}
@@ -106,8 +103,7 @@ def test_cli_leaderboard_survives_bad_rows(board_with_bad_rows, fmt):
     assert all(f"run {i} skipped" in result.stderr for i in ids.values())
 
 
-def test_cli_submit_with_a_bad_row_on_the_board(tmp_path, lines3):
-    db = tmp_path / "board.sqlite"
+def test_cli_submit_with_a_bad_row_on_the_board(db, tmp_path, lines3):
     ds = open_dataset(lines3)
     np.save(tmp_path / "p.npy", ds.load("test", ["targets"])["targets"])
     args = ["submit", str(lines3), str(tmp_path / "p.npy"), "--db", str(db)]
@@ -118,8 +114,7 @@ def test_cli_submit_with_a_bad_row_on_the_board(tmp_path, lines3):
     assert "rank 1 of 2" in result.stdout and f"run {bad} skipped" in result.stderr
 
 
-def test_submit_commits_nothing_when_ranking_fails(tmp_path, lines3, monkeypatch):
-    db = tmp_path / "board.sqlite"
+def test_submit_commits_nothing_when_ranking_fails(db, tmp_path, lines3, monkeypatch):
     ds = open_dataset(lines3)
     np.save(tmp_path / "p.npy", ds.load("test", ["targets"])["targets"])
     args = ["submit", str(lines3), str(tmp_path / "p.npy"), "--db", str(db)]
@@ -139,20 +134,19 @@ def test_submit_commits_nothing_when_ranking_fails(tmp_path, lines3, monkeypatch
 # -- 10: names, terminals, documents -------------------------------------------------------
 
 @pytest.mark.parametrize("name", ["evil\x1b[2Jname", "bell\x07", "rtl\u202eekaf", "nul\x00", "a\rb"])
-def test_control_characters_in_names_refused(name, tmp_path, lines3):
+def test_control_characters_in_names_refused(name, db, tmp_path, lines3):
     ds = open_dataset(lines3)
     np.save(tmp_path / "p.npy", ds.load("test", ["targets"])["targets"])
-    db = tmp_path / "board.sqlite"
     result = CliRunner().invoke(main, ["submit", str(lines3), str(tmp_path / "p.npy"), "--name", name,
                                        "--db", str(db)])
-    assert result.exit_code == 1 and "control" in result.output and not db.exists()
+    assert result.exit_code == 1 and "control" in result.output and not created(db)
     result = CliRunner().invoke(main, ["evaluate", str(lines3), "--model", "nowhere.py:make", "--name", name,
                                        "--db", str(db)])
     assert result.exit_code == 1 and "control" in result.output
     with Leaderboard(db) as board:  # the library refuses them too, whatever the entry point
         with pytest.raises(Exception, match="control"):
             board.add(run(name=name))
-    assert not db.exists()
+    assert not created(db)
 
 
 def _legacy_board(tmp_path, names):
@@ -319,3 +313,43 @@ def test_older_schema_read_without_migrating(tmp_path):
     assert conn.execute("PRAGMA user_version").fetchone()[0] == len(MIGRATIONS)
     assert conn.execute("SELECT torch_version, device FROM runs ORDER BY id").fetchall()[0] == (None, None)
     conn.close()
+
+
+def test_older_schema_migrated_on_postgres(pg_url):
+    """Version 1's tables, as the SQLite test above, in PostgreSQL: read as they are, migrated
+    (and backfilled) at the first write, the old row kept."""
+    from dataclasses import asdict
+
+    from cnnbench.board.postgres_db import translate_ddl
+
+    statements = [(s, ()) for s in translate_ddl(MIGRATIONS[0]).split(";") if s.strip()]
+    raw_sql(pg_url, *statements, ("CREATE TABLE cnnbench_schema (version BIGINT NOT NULL)", ()),
+            ("INSERT INTO cnnbench_schema VALUES (1)", ()),
+            ("INSERT INTO runs (name, source, fingerprint, protocol_version, family, task, metric, score,"
+             " config_key, timestamp, record) VALUES ('old', 'baseline', ?, 1, 'lines', 'classification',"
+             " 'accuracy', 0.5, '{}', 't', ?)",
+             (FP, json.dumps(asdict(run(name="old", score=0.5, torch_version="2.0", device="cpu"))))))
+    with Leaderboard(pg_url) as board:
+        (only,) = board.boards()
+        assert only.entries[0].name == "old"
+    assert raw_sql(pg_url, ("SELECT version FROM cnnbench_schema", ())) == [(1,)]  # reading never migrates
+    with Leaderboard(pg_url) as board:
+        board.add(run(name="new"))
+        assert {r.name for r in board.runs()} == {"old", "new"}
+    assert raw_sql(pg_url, ("SELECT version FROM cnnbench_schema", ())) == [(len(MIGRATIONS),)]
+    assert raw_sql(pg_url, ("SELECT torch_version, device FROM runs ORDER BY id", ()))[0] == ("2.0", "cpu")
+
+
+def test_other_programs_tables_on_postgres_never_touched(pg_url):
+    raw_sql(pg_url, ("CREATE TABLE runs (x TEXT)", ()), ("INSERT INTO runs VALUES ('theirs')", ()),
+            ("CREATE TABLE unrelated (y TEXT)", ()))
+    with pytest.raises(Exception, match="not a cnnbench leaderboard"):
+        with Leaderboard(pg_url) as board:
+            board.add(run())
+    assert raw_sql(pg_url, ("SELECT * FROM runs", ())) == [("theirs",)]
+    tables = raw_sql(pg_url, ("SELECT tablename FROM pg_tables WHERE schemaname = current_schema() ORDER BY 1", ()))
+    assert tables == [("runs",), ("unrelated",)]  # no version table, nothing created
+    raw_sql(pg_url, ("DROP TABLE runs", ()))
+    with Leaderboard(pg_url) as board:  # other programs' tables beside ours are fine
+        board.add(run())
+        assert board.count() == 1

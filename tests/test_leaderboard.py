@@ -9,6 +9,7 @@ import sqlite3
 
 import pytest
 from click.testing import CliRunner
+from conftest import created, raw_sql
 
 from cnnbench.board.ranking import rank
 from cnnbench.board.records import COLLAPSE_R2, PROTOCOL_VERSION, RunRecord
@@ -37,8 +38,10 @@ def digest(path) -> str:
     return hashlib.sha256(path.read_bytes()).hexdigest()
 
 
+# `db` (conftest.py): each test taking it runs on SQLite and on PostgreSQL; `sqlite_db` on SQLite
+# only (the file's own behaviour: WAL, headers, corruption, other programs' files).
 @pytest.fixture
-def db(tmp_path):
+def sqlite_db(tmp_path):
     return tmp_path / "board.sqlite"
 
 
@@ -66,10 +69,10 @@ def test_timestamp_filled_and_filters(db):
         assert all(r.timestamp for r in board.runs())
 
 
-def test_schema_version_and_wal(db):
-    with Leaderboard(db) as board:
+def test_schema_version_and_wal(sqlite_db):
+    with Leaderboard(sqlite_db) as board:
         board.add(run())
-    conn = sqlite3.connect(db)
+    conn = sqlite3.connect(sqlite_db)
     assert conn.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION
     assert conn.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
     conn.close()
@@ -78,11 +81,25 @@ def test_schema_version_and_wal(db):
 def test_newer_schema_refused(db):
     with Leaderboard(db) as board:
         board.add(run())
-    conn = sqlite3.connect(db)
-    conn.execute(f"PRAGMA user_version = {SCHEMA_VERSION + 1}")
-    conn.close()
+    if isinstance(db, str):  # PostgreSQL: the version table's row
+        raw_sql(db, ("UPDATE cnnbench_schema SET version = ?", (SCHEMA_VERSION + 1,)))
+    else:
+        raw_sql(db, (f"PRAGMA user_version = {SCHEMA_VERSION + 1}", ()))
     with pytest.raises(LeaderboardError, match="newer"):
         Leaderboard(db)
+
+
+def test_postgres_version_table(pg_url):
+    with Leaderboard(pg_url) as board:
+        board.add(run(score=0.123456789012345))  # DOUBLE PRECISION: no float4 rounding
+    assert raw_sql(pg_url, ("SELECT version FROM cnnbench_schema", ())) == [(SCHEMA_VERSION,)]
+    ((schema,),) = raw_sql(pg_url, ("SELECT current_schema()", ()))  # the URL's search_path
+    assert schema != "public"
+    assert raw_sql(pg_url, ("SELECT count(*) FROM pg_tables WHERE tablename = 'runs' AND schemaname = ?",
+                            (schema,))) == [(1,)]
+    assert raw_sql(pg_url, ("SELECT count(*) FROM pg_tables WHERE schemaname = 'public'", ())) == [(0,)]
+    with Leaderboard(pg_url) as board:
+        assert board.runs()[0].score == 0.123456789012345
 
 
 @pytest.mark.parametrize("record, match", [
@@ -97,7 +114,7 @@ def test_bad_record_not_written(db, record, match):
         with pytest.raises(LeaderboardError, match=match):
             board.add(record)
         assert board.count() == 0
-    assert not db.exists()  # a refused record creates no database
+    assert not created(db)  # a refused record creates no database
 
 
 def test_database_created_only_when_a_run_is_recorded(db):
@@ -105,15 +122,15 @@ def test_database_created_only_when_a_run_is_recorded(db):
         assert board.count() == 0 and board.runs() == [] and board.boards() == []
         assert board.fingerprints() == [] and board.dataset_info(FP_A) is None
         assert board.add_many([]) == []
-        assert not db.exists()
+        assert not created(db)
         board.add(run())
-        assert db.exists() and board.count() == 1
+        assert created(db) and board.count() == 1
 
 
-def test_existing_bad_database_refused_on_open(db):
-    db.write_bytes(b"not a database " * 300)
+def test_existing_bad_database_refused_on_open(sqlite_db):
+    sqlite_db.write_bytes(b"not a database " * 300)
     with pytest.raises(LeaderboardError, match="corrupt or not SQLite"):
-        Leaderboard(db)  # before any work: not at the first write
+        Leaderboard(sqlite_db)  # before any work: not at the first write
 
 
 def test_resolve_db_path(tmp_path, monkeypatch):
@@ -138,56 +155,69 @@ def test_missing_folder_of_a_chosen_path_refused(tmp_path):
 
 # -- bad databases --------------------------------------------------------------------------
 
-def test_not_sqlite_clean_error(db):
-    db.write_bytes(b"this is not a database, just text " * 100)
-    before = digest(db)
+def test_not_sqlite_clean_error(sqlite_db):
+    sqlite_db.write_bytes(b"this is not a database, just text " * 100)
+    before = digest(sqlite_db)
     with pytest.raises(LeaderboardError, match="corrupt or not SQLite"):
-        Leaderboard(db)
-    assert digest(db) == before
+        Leaderboard(sqlite_db)
+    assert digest(sqlite_db) == before
 
 
-def test_corrupt_sqlite_clean_error(db):
-    with Leaderboard(db) as board:
+def test_corrupt_sqlite_clean_error(sqlite_db):
+    with Leaderboard(sqlite_db) as board:
         for seed in range(50):
             board.add(run(seed=seed))
-    data = bytearray(db.read_bytes())
+    data = bytearray(sqlite_db.read_bytes())
     data[200:4096 * 3] = b"\xff" * (4096 * 3 - 200)  # trash the header's tail and the first pages
-    db.write_bytes(bytes(data))
+    sqlite_db.write_bytes(bytes(data))
     with pytest.raises(LeaderboardError):
-        with Leaderboard(db) as board:
+        with Leaderboard(sqlite_db) as board:
             board.add(run(seed=99))
             board.runs()
 
 
-def test_other_sqlite_file_refused(db):
-    conn = sqlite3.connect(db)
+def test_other_sqlite_file_refused(sqlite_db):
+    conn = sqlite3.connect(sqlite_db)
     conn.execute("CREATE TABLE mine (x)")
     conn.commit()
     conn.close()
     with pytest.raises(LeaderboardError, match="not a cnnbench leaderboard"):
-        Leaderboard(db)
+        Leaderboard(sqlite_db)
+
+
+def test_postgres_connection_lost_then_reconnects(pg_url):
+    """A database server that drops the connection (a restart, a failover): one clean error,
+    nothing half-written, and the next call reconnects instead of failing forever."""
+    with Leaderboard(pg_url) as board:
+        board.add(run())
+        raw_sql(pg_url, ("SELECT pg_terminate_backend(?)", (board._conn.raw.info.backend_pid,)))
+        with pytest.raises(LeaderboardError, match="PostgreSQL connection failed"):
+            board.add(run(seed=1))
+        board.add(run(seed=2))
+        assert sorted(r.seed for r in board.runs()) == [0, 2]
 
 
 def test_locked_db_clean_error_no_row(db):
     with Leaderboard(db) as board:
         board.add(run())
-    holder = sqlite3.connect(db, isolation_level=None)
-    holder.execute("BEGIN IMMEDIATE")
+    holder = Leaderboard(db)
     try:
-        with Leaderboard(db, timeout=0.2) as board:
-            with pytest.raises(LeaderboardError, match="locked"):
-                board.add(run(seed=1))
+        with pytest.raises(KeyboardInterrupt), holder.transaction():
+            holder.add(run(seed=5))  # holds the one writer's lock until the block ends
+            with Leaderboard(db, timeout=0.2) as board:
+                with pytest.raises(LeaderboardError, match="locked"):
+                    board.add(run(seed=1))
+            raise KeyboardInterrupt  # the holder's row is rolled back too
     finally:
-        holder.execute("ROLLBACK")
         holder.close()
     with Leaderboard(db) as board:
         assert board.count() == 1
 
 
 def test_missing_db_without_create(db):
-    with pytest.raises(LeaderboardError, match="no leaderboard database"):
+    with pytest.raises(LeaderboardError, match="no leaderboard (database here|in this database) yet"):
         Leaderboard(db, create=False)
-    assert not db.exists()
+    assert not created(db)
 
 
 # -- concurrency ----------------------------------------------------------------------------
@@ -377,9 +407,9 @@ def test_cli_env_db_and_missing(tmp_path, monkeypatch):
     assert not (tmp_path / "none.sqlite").exists()
 
 
-def test_cli_corrupt_db_one_line_error(db):
-    db.write_bytes(b"garbage" * 1000)
-    result = CliRunner().invoke(main, ["leaderboard", "--db", str(db)])
+def test_cli_corrupt_db_one_line_error(sqlite_db):
+    sqlite_db.write_bytes(b"garbage" * 1000)
+    result = CliRunner().invoke(main, ["leaderboard", "--db", str(sqlite_db)])
     assert result.exit_code == 1
     assert result.output.startswith("Error:") and len(result.output.strip().splitlines()) == 1
 
@@ -458,13 +488,13 @@ def test_title_tells_apart_files_without_a_preset(db):
     assert sorted(titles) == ["lines aaaaaaaa (100/20/30)", "lines bbbbbbbb (100/20/30)", "lines-3x3"]
 
 
-def test_cli_unknown_preset_is_an_error(db):
+def test_cli_unknown_preset_is_an_error(db, tmp_path):
     _filled(db)
-    for where in (db, db.with_name("absent.sqlite")):
+    for where in (db, tmp_path / "absent.sqlite"):
         result = CliRunner().invoke(main, ["leaderboard", "--db", str(where), "--preset", "nosuch"])
         assert result.exit_code == 1 and result.output.startswith("Error:"), result.output
         assert "unknown preset 'nosuch'" in result.output and len(result.output.strip().splitlines()) == 1
-    assert not db.with_name("absent.sqlite").exists()
+    assert not (tmp_path / "absent.sqlite").exists()
     known = CliRunner().invoke(main, ["leaderboard", "--db", str(db), "--preset", "patches-64"])
     assert known.exit_code == 0 and "no runs recorded for preset patches-64" in known.output
 
@@ -491,3 +521,38 @@ def test_a_board_optimum_is_typed_whatever_it_was_stored_as():
     assert Optimum.of(stored).as_dict() == stored
     assert Optimum.of(None) is None and Optimum.of({}) is None
     assert rank([(1, run(score=0.75))], {**stored, "metric": "rmse"}).optimum is None  # not comparable
+
+
+def test_postgres_url_errors_are_one_line_and_hide_the_password(pg_url):
+    missing = pg_url.replace("postgresql://postgres@/", "postgresql://postgres:s3cret@/nosuchdb_")
+    for args in (["leaderboard"], ["leaderboard", "--format", "json"]):
+        result = CliRunner().invoke(main, [*args, "--db", missing])
+        assert result.exit_code == 1 and result.output.startswith("Error:"), result.output
+        assert len(result.output.strip().splitlines()) == 1 and "cannot connect to PostgreSQL" in result.output
+        assert "s3cret" not in result.output and "postgresql://postgres@/nosuchdb_" in result.output
+
+
+def test_cli_records_and_reads_through_a_postgres_url(pg_url, tiny_dataset, tmp_path):
+    import numpy as np
+
+    from cnnbench.data.h5file import open_dataset
+
+    ds = open_dataset(tiny_dataset)
+    np.save(tmp_path / "p.npy", ds.load("test", ["targets"])["targets"])
+    result = CliRunner().invoke(main, ["submit", str(tiny_dataset), str(tmp_path / "p.npy"), "--name", "exact",
+                                       "--db", pg_url])
+    assert result.exit_code == 0 and "rank 1 of 1" in result.output, result.output
+    result = CliRunner().invoke(main, ["leaderboard", "--db", pg_url, "--format", "json"], env={"CNNBENCH_DB": ""})
+    assert [r["name"] for r in json.loads(result.output) if r["kind"] == "model"] == ["exact"]
+    result = CliRunner().invoke(main, ["leaderboard", "--format", "json"], env={"CNNBENCH_DB": pg_url})
+    assert [r["name"] for r in json.loads(result.output) if r["kind"] == "model"] == ["exact"]
+
+
+def test_resolve_db_keeps_a_url(monkeypatch):
+    from cnnbench.board.db import display
+
+    url = "postgresql://u:pw@db.example:5432/boards?sslmode=require&password=pw2"
+    assert resolve_db_path(url) == url
+    monkeypatch.setenv("CNNBENCH_DB", url)
+    assert resolve_db_path(None) == url
+    assert display(url) == "postgresql://u@db.example:5432/boards?sslmode=require"

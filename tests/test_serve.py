@@ -358,9 +358,21 @@ def test_init_refusals_write_nothing(folder, tmp_path):
     assert refused.exit_code == 1 and "would not hide its test labels" in refused.output
     assert not folder.board_path("s").exists() and not list((folder.path / "boards").glob(".*"))
     assert folder.config_path.read_text() == config
-    for bad, message in ((["--public-fraction", "1"], "--public-fraction"), (["--daily-limit", "0"], "--daily-limit")):
+    for bad, message in ((["--public-fraction", "1"], "--public-fraction"), (["--daily-limit", "0"], "--daily-limit"),
+                         (["--db", "other.sqlite"], "--db must be a postgresql://")):
         out = runner.invoke(main, ["serve", "init", str(tmp_path / "x"), "--dataset", str(guessable), *bad])
         assert out.exit_code == 1 and message in out.output and not (tmp_path / "x").exists()
+    moved = runner.invoke(main, ["serve", "init", str(folder.path), "--dataset", str(guessable), "--name", "m",
+                                 "--db", "postgresql://u@db.example/boards"])
+    assert moved.exit_code == 1 and "--db cannot move it" in moved.output
+    assert folder.config_path.read_text() == config
+
+
+def test_a_bad_database_in_the_config_is_one_line(folder):
+    config = json.loads(folder.config_path.read_text())
+    folder.config_path.write_text(json.dumps({**config, "database": "board.sqlite"}))
+    out = CliRunner().invoke(main, ["serve", "token", "list", str(folder.path)])
+    assert out.exit_code == 1 and out.output.startswith("Error:") and "database must be a postgresql://" in out.output
 
 
 def test_serve_refuses_a_folder_that_is_not_a_board_folder(tmp_path):

@@ -21,6 +21,7 @@ from concurrent.futures import ThreadPoolExecutor
 import numpy as np
 import pytest
 from click.testing import CliRunner
+from conftest import raw_sql
 
 from cnnbench.cli import main
 from cnnbench.data.h5file import open_dataset
@@ -95,34 +96,67 @@ def _tokens(folder, n):
         return {f"p{i}": store.add_token(f"p{i}") for i in range(n)}
 
 
+COUNTS = [  # (orphan submission runs, submission rows without their run, participants' submissions)
+    "SELECT count(*) FROM runs r WHERE r.source = 'submission' AND NOT EXISTS"
+    " (SELECT 1 FROM serve_submissions s WHERE s.run_id = r.id)",
+    "SELECT count(*) FROM serve_submissions s WHERE NOT EXISTS (SELECT 1 FROM runs r WHERE r.id = s.run_id)",
+    "SELECT count(*) FROM serve_submissions WHERE participant IS NOT NULL"]
+
+
 def _integrity(folder) -> tuple[str, int, int, int]:
+    if isinstance(folder.database, str):  # PostgreSQL keeps its own pages consistent: the rows are checked
+        return ("ok", *(raw_sql(folder.database, (sql, ()))[0][0] for sql in COUNTS))
     with sqlite3.connect(folder.db_path) as conn:
         check = conn.execute("PRAGMA integrity_check").fetchone()[0]
-        orphans = conn.execute("SELECT count(*) FROM runs r WHERE r.source = 'submission' AND NOT EXISTS"
-                               " (SELECT 1 FROM serve_submissions s WHERE s.run_id = r.id)").fetchone()[0]
-        missing = conn.execute("SELECT count(*) FROM serve_submissions s WHERE NOT EXISTS"
-                               " (SELECT 1 FROM runs r WHERE r.id = s.run_id)").fetchone()[0]
-        count = conn.execute("SELECT count(*) FROM serve_submissions WHERE participant IS NOT NULL").fetchone()[0]
-    return check, orphans, missing, count
+        return (check, *(conn.execute(sql).fetchone()[0] for sql in COUNTS))
 
 
 def test_50_concurrent_submissions_from_10_tokens(folder, predictions):
-    tokens = _tokens(folder, 10)
-    server = Server(folder)
+    _fifty_concurrent_submissions(folder, predictions, [Server(folder)])
+
+
+@pytest.fixture
+def pg_folder(template, pg_url, tmp_path):
+    """The template's board, set up with its store in a new PostgreSQL database."""
+    folder = BoardDir(tmp_path / "pg-boards")
+    init_board_dir(folder.path, datasets=[template.parent / "lines.h5"], names=["tiny"], daily_limit=4,
+                   max_upload_bytes=64 * 1024, database=pg_url)
+    assert not folder.db_path.exists() and json.loads(folder.config_path.read_text())["database"] == pg_url
+    return folder
+
+
+def test_50_concurrent_submissions_to_two_servers_sharing_postgres(pg_folder, tmp_path):
+    """Two server processes (as behind a load balancer, on two machines) over one PostgreSQL
+    database: the same guarantees as one server over SQLite."""
+    n = open_dataset(pg_folder.board_path("tiny") / "full.h5").split_size("test")
+    np.save(tmp_path / "p.npy", np.zeros(n, dtype=np.int64))
+    servers = [Server(pg_folder)]
     try:
+        servers.append(Server(pg_folder))
+    except BaseException:
+        servers[0].stop()
+        raise
+    _fifty_concurrent_submissions(pg_folder, tmp_path / "p.npy", servers)
+
+
+def _fifty_concurrent_submissions(folder, predictions, servers):
+    """10 tokens x 5 submissions, all at once, spread over ``servers`` (already started; stopped here)."""
+    try:
+        tokens = _tokens(folder, 10)
         jobs = [(who, token, k) for who, token in tokens.items() for k in range(5)]
 
-        def send(job):
-            who, token, k = job
+        def send(i_job):
+            i, (who, token, k) = i_job
             try:
-                return who, submit_remote(server.url, token, "tiny", predictions, f"m{k}")
+                return who, submit_remote(servers[i % len(servers)].url, token, "tiny", predictions, f"m{k}")
             except ServerError as exc:
                 return who, exc.status
 
         with ThreadPoolExecutor(max_workers=50) as pool:
-            results = list(pool.map(send, jobs))
+            results = list(pool.map(send, enumerate(jobs)))
     finally:
-        server.stop()
+        for server in servers:
+            server.stop()
     accepted = [(who, r["id"]) for who, r in results if isinstance(r, dict)]
     refused = [(who, r) for who, r in results if not isinstance(r, dict)]
     # The daily limit (4) holds exactly for each of the 10 participants: 40 in, 10 refused with 429.
@@ -193,6 +227,16 @@ def test_submit_command_uploads_to_a_server(folder, predictions):
 
 
 def test_kill_9_during_submissions_loses_nothing_accepted(folder, predictions):
+    _kill_9_during_submissions(folder, predictions)
+
+
+def test_kill_9_over_postgres_loses_nothing_accepted(pg_folder, tmp_path):
+    n = open_dataset(pg_folder.board_path("tiny") / "full.h5").split_size("test")
+    np.save(tmp_path / "p.npy", np.zeros(n, dtype=np.int64))
+    _kill_9_during_submissions(pg_folder, tmp_path / "p.npy")
+
+
+def _kill_9_during_submissions(folder, predictions):
     config = json.loads(folder.config_path.read_text())
     config["daily_limit"] = None
     folder.config_path.write_text(json.dumps(config))

@@ -38,7 +38,7 @@ def test_run_suite_generates_runs_records_reports_and_calls_back(tmp_path):
     done = cnnbench.run_suite(presets=["lines-3x3"], baselines=["majority", "lines-cnn-fixed"], seeds="0-1",
                               data_dir=data, db=db, report=report, epochs=2, progress=progress,
                               generate_progress=generate_progress,
-                              on_dataset=lambda step, path, made: calls["datasets"].append((step.preset.name, made)),
+                              on_dataset=lambda step, path, made, _: calls["datasets"].append((step.preset.name, made)),
                               on_record=calls["records"].append)
     assert isinstance(done, cnnbench.SuiteResult) and done.db == db and done.report == report
     assert [s.preset.name for s in done.steps] == ["lines-3x3"] and len(done.fingerprints) == 1
@@ -60,7 +60,8 @@ def test_run_suite_generates_runs_records_reports_and_calls_back(tmp_path):
         cnnbench.run_suite(presets=["lines-3x3"], baselines=["majority"], data_dir=data, db=db, report=report)
     assert len(recorded(db)) == 3  # refused before any run
     again = cnnbench.run_suite(presets=["lines-3x3"], baselines=["majority"], data_dir=data, db=db,
-                               on_dataset=lambda step, path, made: calls["datasets"].append((step.preset.name, made)))
+                               on_dataset=lambda step, _path, made, _runs: calls["datasets"].append(
+                                   (step.preset.name, made)))
     assert calls["datasets"][-1] == ("lines-3x3", False) and again.report is None and len(recorded(db)) == 4
 
 
@@ -201,3 +202,18 @@ def test_report_solved_share_is_against_the_optimum_and_hand_notes_are_kept(tmp_
     assert "old tables" not in rewritten
     assert rewritten.endswith(NOTES_MARKER + "\n## Notes\nwritten by hand\n")
     assert kept_notes(tmp_path / "missing.md") == ""
+
+
+def test_run_suite_on_two_workers_records_what_one_worker_records(tmp_path):
+    """Worker processes (one torch thread each) change the wall time, not the records or their order."""
+    def suite(workers, folder):
+        headers = []
+        done = cnnbench.run_suite(presets=["lines-3x3"], baselines=["majority", "lines-cnn-fixed"], seeds="0-2",
+                                  data_dir=tmp_path / "data", db=tmp_path / folder, epochs=3, workers=workers,
+                                  on_dataset=lambda step, path, made, runs: headers.append((step.preset.name, runs)))
+        assert headers == [("lines-3x3", 2)]
+        return [(r.name, r.seed, r.metrics, r.best_epoch, r.torch_threads) for r in done.records]
+
+    two = suite(2, "two.sqlite")
+    assert two == suite(1, "one.sqlite")  # conftest runs torch on one thread, as each worker does
+    assert [(name, seed) for name, seed, *_ in two] == [("majority", 0)] + [("lines-cnn-fixed", s) for s in range(3)]

@@ -5,15 +5,17 @@ command; torchrun sets ``WORLD_SIZE``, ``RANK``, ``LOCAL_RANK``, ``MASTER_ADDR``
 ``MASTER_PORT`` in each. With ``WORLD_SIZE`` above 1, :func:`context` returns a
 :class:`Context` and the trainer:
 
-- draws the same global batches as one process would (same seed, same order, the recipe's
-  ``batch_size`` is the *global* batch), applies the augmentation to the global batch with
-  the same generator, and each rank computes the model on its contiguous share of it
-  (``batch_size / WORLD_SIZE`` samples; a last, shorter batch is shared as evenly as
-  possible). Each rank's mean loss is weighted by its share of the batch, so the gradient
-  DDP averages is the global batch's mean gradient, as in one process.
-- scores val and test over the whole split exactly once: eval batch ``k`` is predicted by
-  rank ``k % WORLD_SIZE``; the predictions are gathered in order on every rank and the
-  metrics computed from all of them (every rank then selects the same epoch).
+- trains on the same global batches as one process would (same seed, same order, the
+  recipe's ``batch_size`` is the *global* batch); each rank reads and preprocesses only its
+  contiguous share of each (``batch_size / WORLD_SIZE`` samples; a last, shorter batch is
+  shared as evenly as possible): in memory, its rows of the same permutation; streamed,
+  its own lanes of the file (:class:`cnnbench.data.streaming.Lanes`). The augmentation runs
+  on a global-sized batch holding the rank's rows, with the same generator, so its draws
+  are one process's. Each rank's mean loss is weighted by its share of the batch, so the
+  gradient DDP averages is the global batch's mean gradient, as in one process.
+- scores val and test over the whole split exactly once: eval batch ``k`` is read and
+  predicted by rank ``k % WORLD_SIZE`` alone; the predictions are gathered in order on every
+  rank and the metrics computed from all of them (every rank then selects the same epoch).
 - records the run on rank 0 only, with ``world_size`` and ``global_batch_size`` in its config.
 
 Backends: gloo on CPU, NCCL on CUDA (each rank on ``cuda:LOCAL_RANK``). Without torchrun (no
@@ -131,17 +133,29 @@ class Context:
         ids = [device.index] if device.type == "cuda" else None
         return self._collective("the model's broadcast", DistributedDataParallel, model, ids)
 
-    def share(self, x: torch.Tensor, y: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, float, int]:
-        """This rank's rows of a global batch, the weight of its mean loss, and its row count.
+    def train_batches(self, split, batch_size: int, shuffle, seed: int, epoch: int,
+                      augment=None, generator=None):
+        """Yield ``(x, y, weight, rows)``: this rank's rows of each global batch of the epoch
+        (one process's batches, see :meth:`~cnnbench.bench.protocol.Split.share_batches`),
+        read and preprocessed alone, the weight of its mean loss and its row count.
 
-        Shares differ by at most one row. A rank left without rows (a last batch shorter than
-        the world) still runs one row, weighted 0, because every rank must join each step.
+        Shares are the contiguous ``[r*n//W, (r+1)*n//W)`` rows of a batch of ``n``; they
+        differ by at most one row. A rank left without rows (a last batch shorter than the
+        world) still runs one stand-in row, weighted 0, because every rank must join each step.
+
+        ``augment`` runs on a global-batch-sized tensor holding this rank's rows at their
+        place (zeros elsewhere), with the same generator on every rank: its draws, and so
+        the augmented rows, are one process's. That holds for augmentations that transform
+        each sample on its own (a Recipe's ``augment`` never sees the targets, so it cannot
+        mix samples and labels); the augmentation's compute is not divided.
         """
-        n = len(x)
-        lo, hi = self.rank * n // self.world, (self.rank + 1) * n // self.world
-        if hi == lo:
-            return x[:1], y[:1], 0.0, 0
-        return x[lo:hi], y[lo:hi], (hi - lo) * self.world / n, hi - lo
+        for x, y, lo, hi, n in split.share_batches(batch_size, shuffle, seed, epoch, self.rank, self.world):
+            if augment is not None:  # on every rank and step, so the generators stay in step
+                whole = x.new_zeros((n, *x.shape[1:]))
+                whole[lo:hi] = x[:hi - lo]
+                augmented = augment(whole, generator)
+                x = augmented[lo:hi] if hi > lo else x
+            yield x, y, (hi - lo) * self.world / n, hi - lo
 
     def sum(self, *values: float) -> list[float]:
         """Every rank's values summed (float64), on every rank."""
@@ -153,12 +167,6 @@ class Context:
         return t.cpu().tolist()
 
     # -- evaluation -------------------------------------------------------------------------
-
-    def my_batches(self, batches):
-        """Yield ``(k, batch)`` for the eval batches this rank predicts (``k % world == rank``)."""
-        for k, batch in enumerate(batches):
-            if k % self.world == self.rank:
-                yield k, batch
 
     def gather(self, parts: list[tuple[int, torch.Tensor]]) -> list[torch.Tensor]:
         """Every rank's ``(k, predictions)``, in batch order, on every rank."""

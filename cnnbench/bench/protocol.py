@@ -6,8 +6,9 @@ Read top to bottom, :func:`run` does this:
    are gathered from it and converted to float on the device by the recipe's ``preprocess``;
    there are no per-item reads and no DataLoader worker pool. A dataset whose arrays exceed
    the memory budget (``memory_budget``, default 4 GiB) is streamed instead: batches come
-   from whole HDF5 chunks through a bounded shuffle buffer (:mod:`cnnbench.data.streaming`), and
-   val and test are scored chunk by chunk; only the targets (a few bytes a sample) are held.
+   from contiguous pieces of HDF5 chunks, one lane per batch position
+   (:class:`cnnbench.data.streaming.Lanes`), and val and test are scored chunk by chunk; only
+   the targets (a few bytes a sample) are held.
 2. For regression, standardise the targets with the train split's mean and std (unless the
    recipe says ``target_scaling="none"``); every prediction is mapped back to the targets'
    own units before it is scored.
@@ -54,6 +55,7 @@ from ..data.streaming import (
     buffer_rows,
     check_fingerprint_streamed,
     fits_in_memory,
+    human_bytes,
     parse_bytes,
 )
 from ..errors import CnnbenchError, ParamError
@@ -217,19 +219,41 @@ class Split:
         """One training epoch: a permutation of the whole split drawn from ``shuffle``."""
         return self.batches(batch_size, torch.randperm(len(self.images), generator=shuffle))
 
+    # Under torchrun (cnnbench.bench.distributed): each rank takes only its rows of a batch.
+
+    def share_batches(self, batch_size: int, shuffle: torch.Generator, seed: int, epoch: int,
+                      rank: int, world: int) -> Iterator[tuple]:
+        """The global batches of :meth:`epoch_batches` as ``(x, y, lo, hi, n)``: only this
+        rank's rows ``lo:hi`` of each batch of ``n`` are gathered and preprocessed (a rank
+        without rows gets one stand-in row, which the caller weights 0)."""
+        order = torch.randperm(len(self.images), generator=shuffle)
+        for start in range(0, len(order), batch_size):
+            n = min(batch_size, len(order) - start)
+            lo, hi = rank * n // world, (rank + 1) * n // world
+            idx = order[start + lo:start + max(hi, lo + 1)].to(self.images.device)
+            yield self.preprocess(self.images[idx]), self.targets[idx], lo, hi, n
+
+    def rank_batches(self, batch_size: int, rank: int, world: int) -> Iterator[tuple]:
+        """``(k, (x, y))`` for the file-order batches ``k`` with ``k % world == rank``."""
+        for k, start in enumerate(range(rank * batch_size, len(self.images), world * batch_size)):
+            idx = slice(start, start + batch_size)
+            yield rank + k * world, (self.preprocess(self.images[idx]), self.targets[idx])
+
 
 class StreamSplit:
     """One split streamed from its file: the same batches interface as :class:`Split`.
 
-    Only the (scaled) targets are in memory, on the device; images are read one whole HDF5
-    chunk at a time. A training epoch's order comes from (seed, epoch) through a shuffle
-    buffer of ``buffer_size`` samples (see :mod:`cnnbench.data.streaming`).
+    Only the (scaled) targets are in memory, on the device; images are read in whole HDF5
+    chunks (evaluation) or contiguous pieces of them (training). A training epoch's order
+    comes from (seed, epoch) in lanes, one per batch position, so that the ranks of a
+    torchrun job each read only their share of every global batch and the global batches
+    are one process's (:class:`cnnbench.data.streaming.Lanes`).
     """
 
     def __init__(self, name: str, reader: ChunkReader, targets: torch.Tensor, preprocess: Callable,
-                 device: torch.device, buffer_size: int):
+                 device: torch.device, memory_budget: int):
         self.name, self.reader, self.targets, self.preprocess = name, reader, targets, preprocess
-        self.device, self.buffer_size = device, buffer_size
+        self.device, self.memory_budget = device, memory_budget
 
     def __len__(self) -> int:
         return self.reader.n
@@ -246,8 +270,30 @@ class StreamSplit:
         return self._tensors(self.reader.batches(batch_size, shuffle=False))
 
     def epoch_batches(self, batch_size: int, shuffle: torch.Generator, seed: int, epoch: int) -> Iterator[tuple]:
-        return self._tensors(self.reader.batches(batch_size, seed=seed, epoch=epoch, shuffle=True,
-                                                 buffer_size=self.buffer_size))
+        return ((x, y) for x, y, *_ in self.share_batches(batch_size, shuffle, seed, epoch, 0, 1))
+
+    def share_batches(self, batch_size: int, shuffle: torch.Generator, seed: int, epoch: int,
+                      rank: int, world: int) -> Iterator[tuple]:
+        """As :meth:`Split.share_batches`; this rank reads only its own rows from the file."""
+        lanes = self.reader.lanes(batch_size, seed, epoch)
+        need = lanes.rows_per_rank_bytes(world)
+        if need > self.memory_budget:
+            raise ParamError(f"memory_budget: {human_bytes(self.memory_budget)} is below what streaming "
+                             f"the {self.name} split in batches of {batch_size} needs: {human_bytes(need)} "
+                             f"(one piece of a chunk per batch position{' on this rank' if world > 1 else ''})")
+        for rows, lo, n in lanes.batches(rank, world):
+            hi = lo + (len(rows["index"]) if rows else 0)
+            if hi == lo:  # no rows here: a blank stand-in row (weighted 0 by the caller)
+                rows = {"images": np.zeros((1, *self.reader.dataset.shapes[self.name]["images"][1:]), np.uint8),
+                        "index": np.zeros(1, dtype=np.int64)}
+            (x, y), = self._tensors([rows])
+            yield x, y, lo, hi, n
+
+    def rank_batches(self, batch_size: int, rank: int, world: int) -> Iterator[tuple]:
+        """``(k, (x, y))`` for the file-order batches ``k`` with ``k % world == rank``, each one read."""
+        for k, start in enumerate(range(rank * batch_size, self.reader.n, world * batch_size)):
+            rows = self.reader.read(start, min(start + batch_size, self.reader.n))
+            yield rank + k * world, next(self._tensors([rows]))
 
 
 @dataclass
@@ -321,7 +367,7 @@ def predict(recipe: Recipe, split: Split, scaler: TargetScaler | None, batch_siz
         parts = [decode(recipe.model(x)).detach().cpu() for x, _ in split.batches(batch_size)]
     else:  # each batch predicted by one rank, all of them gathered: the split scored once
         parts = dist.gather([(k, decode(recipe.model(x)).detach().cpu())
-                             for k, (x, _) in dist.my_batches(split.batches(batch_size))])
+                             for k, (x, _) in split.rank_batches(batch_size, dist.rank, dist.world)])
     out = torch.cat(parts).numpy()  # one CPU-GPU sync per batch above, none per item
     return out if scaler is None else scaler.inverse(out)
 
@@ -478,8 +524,9 @@ def run(dataset: Dataset | str, factory: Callable, *, name: str, seed: int = 0,
                 y = torch.from_numpy(np.asarray(targets, dtype=np.int64))
             if streamed:
                 reader = ChunkReader(ds, split, ["images"])
+                buffer_rows(reader, data.memory_budget)  # refuses a budget under four chunks
                 prepared[split] = StreamSplit(split, reader, y.to(dev), recipe.preprocess, dev,
-                                              buffer_rows(reader, data.memory_budget))
+                                              data.memory_budget)
             else:
                 prepared[split] = Split(split, torch.from_numpy(data[split]["images"]).to(dev), y.to(dev),
                                         recipe.preprocess)
@@ -601,12 +648,14 @@ def _train(recipe, train, evaluate_split, dev, seed, task, metric_name, higher_i
     for epoch in range(1, recipe.epochs + 1):
         model.train()
         total, count = 0.0, 0
-        for x, y in train.epoch_batches(recipe.batch_size, shuffle, seed, epoch):
-            if recipe.augment is not None:
+        if dist is None:
+            batches = train.epoch_batches(recipe.batch_size, shuffle, seed, epoch)
+        else:  # this rank's share of each global batch, read alone (augment sees the whole)
+            batches = dist.train_batches(train, recipe.batch_size, shuffle, seed, epoch, recipe.augment, augment_gen)
+        for x, y, *share in batches:
+            if dist is None and recipe.augment is not None:
                 x = recipe.augment(x, augment_gen)
-            weight, rows = 1.0, len(x)
-            if dist is not None:  # this rank's share of the global batch (augmented whole)
-                x, y, weight, rows = dist.share(x, y)
+            weight, rows = share or (1.0, len(x))
             loss = loss_fn(forward(x), y)
             optimizer.zero_grad(set_to_none=True)
             (loss if dist is None else loss * weight).backward()

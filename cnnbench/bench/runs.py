@@ -11,6 +11,7 @@ from __future__ import annotations
 import os
 from collections.abc import Callable, Iterable
 from contextlib import AbstractContextManager, nullcontext
+from dataclasses import dataclass
 from pathlib import Path
 
 from ..atomic import check_output_path
@@ -80,42 +81,135 @@ def _plots(result, ds: Dataset, folder: Path) -> None:
         scatter(result.test_predicted, result.test_targets, paths[1], f"{r.name} seed {r.seed}", ds.target_names)
 
 
+@dataclass(frozen=True)
+class RunItem:
+    """One run to make: a baseline with one training seed on one opened dataset."""
+
+    ds: Dataset
+    baseline: Baseline
+    seed: int
+
+
+def items_for(ds: Dataset, runs: list[tuple[Baseline, list[int]]]) -> list[RunItem]:
+    """Each (baseline, seeds) pair as runs, in order (one seed for reference predictors)."""
+    return [RunItem(ds, b, seed) for b, seeds in runs for seed in seeds_for(b, seeds)]
+
+
+def _label(item: RunItem) -> str:
+    ds = item.ds
+    return f"{Path(ds.path).stem if ds.path else ds.family}: {item.baseline.name} seed {item.seed}"
+
+
+def _parallel_ok(items: list[RunItem], workers: int, device: str) -> bool:
+    """Worker processes only where they can help and cannot change a result's meaning: several
+    runs, on CPU, from files a worker can open, and not under torchrun."""
+    from .distributed import world_size
+    from .protocol import resolve_device
+
+    return (workers > 1 and len(items) > 1 and world_size() == 1
+            and resolve_device(device).type == "cpu" and all(i.ds.path for i in items))
+
+
+def run_items(items: list[RunItem], board: Leaderboard, *, workers: int = 1, epochs: int | None = None,
+              device: str = "auto", memory_budget=DEFAULT_MEMORY_BUDGET,
+              plot_dir: str | os.PathLike | None = None, progress: RunProgress | None = None,
+              on_record: Callable[[RunRecord], None] | None = None,
+              before: Callable[[RunItem], None] | None = None) -> list[RunRecord]:
+    """Train and record each run; every run is recorded in order, as soon as it (and every run
+    before it) has ended.
+
+    ``workers`` > 1 runs that many at once in worker processes with one torch thread each
+    (:mod:`cnnbench.bench.parallel`): the records are those of ``workers=1`` with one torch
+    thread, in the same order. ``before(item)`` is called before a run starts (one worker)
+    or before its record is stored (several).
+    """
+    if _parallel_ok(items, workers, device):
+        return _run_parallel(items, board, workers, epochs=epochs, device=device,
+                             memory_budget=memory_budget, plot_dir=plot_dir, progress=progress,
+                             on_record=on_record, before=before)
+    from .protocol import prepare_data, run  # torch, only when something trains
+
+    records, arrays = [], {}
+    for item in items:
+        ds = item.ds
+        if id(ds) not in arrays:  # each file's arrays read once (in memory, or streamed)
+            arrays.clear()
+            arrays[id(ds)] = prepare_data(ds, memory_budget)
+        if before is not None:
+            before(item)
+        with (progress(_label(item)) if progress is not None else nullcontext()) as on_epoch:
+            result = run(ds, item.baseline.make, name=item.baseline.name, seed=item.seed, epochs=epochs,
+                         device=device, source=item.baseline.source, progress=on_epoch, arrays=arrays[id(ds)])
+        if not is_writer():  # under torchrun: rank 0 records and reports
+            continue
+        _keep(result, ds, board, records, plot_dir, on_record)
+    return records
+
+
+def _keep(result, ds: Dataset, board: Leaderboard, records: list, plot_dir, on_record) -> None:
+    board.add(result.record, ds)
+    records.append(result.record)
+    if plot_dir is not None:
+        _plots(result, ds, Path(plot_dir))
+    if on_record is not None:
+        on_record(result.record)
+
+
+def _run_parallel(items, board, workers, *, epochs, device, memory_budget, plot_dir, progress,
+                  on_record, before) -> list[RunRecord]:
+    from .parallel import Job, run_jobs
+
+    jobs = [Job(str(i.ds.path), i.baseline.name, i.seed, epochs, "cpu", memory_budget) for i in items]
+    bars: dict[int, object] = {}
+    records: list[RunRecord] = []
+
+    def on_start(index):
+        if progress is not None:
+            context = progress(_label(items[index]))
+            bars[index] = (context, context.__enter__())
+
+    def on_progress(index, args):
+        if index in bars and bars[index][1] is not None:
+            bars[index][1](*args)
+
+    def on_finish(index):
+        if index in bars:
+            bars.pop(index)[0].__exit__(None, None, None)
+
+    def on_done(index, done):
+        if before is not None:
+            before(items[index])
+        _keep(done, items[index].ds, board, records, plot_dir, on_record)
+
+    try:
+        run_jobs(jobs, workers, on_start=on_start, on_progress=on_progress, on_finish=on_finish,
+                 on_done=on_done)
+    finally:
+        for index in list(bars):
+            on_finish(index)
+    return records
+
+
 def run_many(ds: Dataset, runs: list[tuple[Baseline, list[int]]], board: Leaderboard, *,
              epochs: int | None = None, device: str = "auto", memory_budget=DEFAULT_MEMORY_BUDGET,
              plot_dir: str | os.PathLike | None = None, progress: RunProgress | None = None,
-             on_record: Callable[[RunRecord], None] | None = None) -> list[RunRecord]:
+             on_record: Callable[[RunRecord], None] | None = None, workers: int = 1) -> list[RunRecord]:
     """Train and record each (baseline, seeds) on ``ds``; the split arrays are read once for all.
 
     Each run is added to ``board`` as soon as it ends, its plots written to ``plot_dir`` if
     given, then ``on_record(record)`` is called. Under torchrun only rank 0 records. Returns
-    the records, in run order.
+    the records, in run order. ``workers``: as :func:`run_items`.
     """
-    from .protocol import prepare_data, run  # torch, only when something trains
-
-    arrays = prepare_data(ds, memory_budget)  # in memory, or streamed when over the budget
-    records = []
-    for baseline, seeds in runs:
-        for seed in seeds_for(baseline, seeds):
-            label = f"{Path(ds.path).stem if ds.path else ds.family}: {baseline.name} seed {seed}"
-            with (progress(label) if progress is not None else nullcontext()) as on_epoch:
-                result = run(ds, baseline.make, name=baseline.name, seed=seed, epochs=epochs, device=device,
-                             source=baseline.source, progress=on_epoch, arrays=arrays)
-            if not is_writer():  # under torchrun: rank 0 records and reports
-                continue
-            board.add(result.record, ds)
-            records.append(result.record)
-            if plot_dir is not None:
-                _plots(result, ds, Path(plot_dir))
-            if on_record is not None:
-                on_record(result.record)
-    return records
+    return run_items(items_for(ds, runs), board, workers=workers, epochs=epochs, device=device,
+                     memory_budget=memory_budget, plot_dir=plot_dir, progress=progress,
+                     on_record=on_record)
 
 
 def run_baselines(dataset, baselines: Iterable[str] | None = None, seeds=0, *,
                   db: str | os.PathLike | None = None, epochs: int | None = None, device: str = "auto",
                   memory_budget=DEFAULT_MEMORY_BUDGET, plot_dir: str | os.PathLike | None = None,
                   force: bool = False, progress: RunProgress | None = None,
-                  on_record: Callable[[RunRecord], None] | None = None) -> list[RunRecord]:
+                  on_record: Callable[[RunRecord], None] | None = None, workers: int = 1) -> list[RunRecord]:
     """Train baselines on a dataset under the protocol and record every run, as ``cnnbench bench``.
 
     Parameters
@@ -132,6 +226,8 @@ def run_baselines(dataset, baselines: Iterable[str] | None = None, seeds=0, *,
     progress : ``progress(label)`` -> a context manager whose value is called after each
         epoch as ``(epoch, epochs, metric_name, val_value)``
     on_record : called with each :class:`~cnnbench.board.records.RunRecord` once recorded
+    workers : runs at once, each in its own process with one torch thread (CPU only); the
+        records equal those of ``workers=1`` with one torch thread
 
     Returns
     -------
@@ -149,4 +245,4 @@ def run_baselines(dataset, baselines: Iterable[str] | None = None, seeds=0, *,
     with Leaderboard(resolve_db_path(db)) as board:
         return run_many(ds, [(b, seed_list) for b in chosen], board, epochs=epochs, device=device,
                         memory_budget=memory_budget, plot_dir=plot_dir, progress=progress,
-                        on_record=on_record)
+                        on_record=on_record, workers=workers)

@@ -34,7 +34,7 @@ from ..data.optimum import Optimum
 from ..data.presets import Preset, all_presets
 from ..data.streaming import DEFAULT_MEMORY_BUDGET
 from ..errors import CnnbenchError, ParamError
-from .runs import RunProgress, as_seeds, run_many
+from .runs import RunProgress, as_seeds, items_for, run_items
 
 RUNGS = ("easy", "medium", "hard")
 
@@ -91,6 +91,8 @@ def plan(presets: list[Preset], full: bool, seeds: list[int] | None = None,
             chosen = applicable(family.name, family.task, quick_only=not full)
             if full:
                 chosen = [b for b in chosen if b.suite is None or preset.name in b.suite]
+        if not full and not baselines:  # the quick suite keeps to the runs that take seconds
+            chosen = [b for b in chosen if b.quick_max_inputs is None or b.quick_on(image_shape(preset))]
         step = Step(preset)
         for b in chosen:
             n = b.seeds if preset.name in b.seed_presets else 1
@@ -99,6 +101,15 @@ def plan(presets: list[Preset], full: bool, seeds: list[int] | None = None,
             step.runs.append((b, list(seeds) if seeds else list(range(n))))
         steps.append(step)
     return steps
+
+
+def image_shape(preset: Preset) -> tuple:
+    """The (H, W, C) of a preset's images, from one drawn sample (no file)."""
+    from ..data.generate import build_spec, generate_arrays
+
+    spec = preset.spec()
+    one = build_spec(spec.family, {**spec.params, "n_train": 1, "n_val": 1, "n_test": 1}, preset.name)
+    return generate_arrays(one, "train")["images"].shape[1:]
 
 
 def dataset_path(preset: Preset, data_dir: str | os.PathLike) -> Path:
@@ -195,8 +206,8 @@ def run_suite(*, full: bool = False, rungs=None, presets: list[str] | None = Non
               force: bool = False, epochs: int | None = None, device: str = "auto",
               memory_budget=DEFAULT_MEMORY_BUDGET, progress: RunProgress | None = None,
               generate_progress: Callable[[str, int], AbstractContextManager] | None = None,
-              on_dataset: Callable[[Step, Path, bool], None] | None = None,
-              on_record: Callable[[RunRecord], None] | None = None) -> SuiteResult:
+              on_dataset: Callable[[Step, Path, bool, int], None] | None = None,
+              on_record: Callable[[RunRecord], None] | None = None, workers: int = 1) -> SuiteResult:
     """Generate the canonical presets, run their baselines and record every run, as ``cnnbench suite``.
 
     Parameters
@@ -216,8 +227,11 @@ def run_suite(*, full: bool = False, rungs=None, presets: list[str] | None = Non
     progress : per run, as :func:`cnnbench.bench.runs.run_baselines`'s
     generate_progress : ``generate_progress(preset_name, samples)`` -> a context manager whose
         value is called with the number of samples just written, while a preset is generated
-    on_dataset : called as ``(step, path, generated)`` before a preset's runs
+    on_dataset : called as ``(step, path, generated, runs)`` before a preset's first record
+        (every preset is generated or checked before any run starts)
     on_record : called with each :class:`~cnnbench.board.records.RunRecord` once recorded
+    workers : runs at once, each in its own process with one torch thread (CPU only); the
+        records equal those of ``workers=1`` with one torch thread
 
     Every refusal (an unknown name, a report or data file that needs ``force``) comes before
     any work. Returns a :class:`SuiteResult`.
@@ -228,23 +242,40 @@ def run_suite(*, full: bool = False, rungs=None, presets: list[str] | None = Non
         check_output_path(report, force)
     check_data_dir([step.preset for step in steps], data_dir, force)
     path = resolve_db_path(db)
-    records, fingerprints, optimum = [], [], {}
-    with Leaderboard(path) as board:
-        for step in steps:
-            preset = step.preset
-            total = sum(preset.spec().sizes.values())
-            with (generate_progress(preset.name, total) if generate_progress else nullcontext()) as update:
-                file, made = ensure_dataset(preset, data_dir, update)
-            ds = open_dataset(file)
-            fingerprints.append(ds.fingerprint)
-            optimum[preset.name] = Optimum.of(ds.optimum)
+    fingerprints, optimum, items, opened, step_of = [], {}, [], [], {}
+    # Every dataset first, then every run through one executor: with several workers, no core
+    # waits at the end of one preset for another preset's files.
+    for step in steps:
+        preset = step.preset
+        total = sum(preset.spec().sizes.values())
+        with (generate_progress(preset.name, total) if generate_progress else nullcontext()) as update:
+            file, made = ensure_dataset(preset, data_dir, update)
+        ds = open_dataset(file)
+        fingerprints.append(ds.fingerprint)
+        optimum[preset.name] = Optimum.of(ds.optimum)
+        shape = ds.shapes["train"]["images"][1:]
+        # Named baselines run whatever the image size; by default the pixel models keep to theirs.
+        runs = [(b, s) for b, s in step.runs if baselines or b.fits(shape)]
+        for item in items_for(ds, runs):
+            step_of[id(item)] = len(opened)
+            items.append(item)
+        opened.append((step, file, made, runs))
+
+    announced = 0
+
+    def announce(upto: int) -> None:  # on_dataset for every step up to this one, in order
+        nonlocal announced
+        while announced <= upto and announced < len(opened):
+            step, file, made, runs = opened[announced]
             if on_dataset is not None:
-                on_dataset(step, file, made)
-            shape = ds.shapes["train"]["images"][1:]
-            # Named baselines run whatever the image size; by default the pixel models keep to theirs.
-            runs = [(b, s) for b, s in step.runs if baselines or b.fits(shape)]
-            records += run_many(ds, runs, board, epochs=epochs, device=device, memory_budget=memory_budget,
-                                progress=progress, on_record=on_record)
+                on_dataset(step, file, made, len(runs))
+            announced += 1
+
+    with Leaderboard(path) as board:
+        records = run_items(items, board, workers=workers, epochs=epochs, device=device,
+                            memory_budget=memory_budget, progress=progress, on_record=on_record,
+                            before=lambda item: announce(step_of[id(item)]))
+    announce(len(opened) - 1)
     wall_s = time.perf_counter() - started
     written = None
     if report is not None:

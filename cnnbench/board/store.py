@@ -1,14 +1,16 @@
-"""The leaderboard store: runs kept in SQLite (standard library), read back ranked per dataset.
+"""The leaderboard store: runs kept in SQLite (standard library) or PostgreSQL, read back ranked per dataset.
 
 Storage
 -------
-One SQLite file, in WAL mode so readers never block the writer, with a busy timeout so
-concurrent writers wait for each other instead of failing. Every write is one
-``BEGIN IMMEDIATE`` transaction: a run is recorded whole or not at all. The schema version is
-``PRAGMA user_version``; :data:`MIGRATIONS` brings an older file up to date at its first write,
-and a file from a newer cnnbench is refused rather than misread. Reading never writes: no
-journal-mode switch, no migration, read-only where the file is not ours to write; another
-program's database is recognised, and refused, before anything is written to it.
+The SQL is written once here; what each database does its own way is one small backend
+module each (:mod:`cnnbench.board.db`): :mod:`.sqlite_db`, one file in WAL mode with a busy
+timeout, and :mod:`.postgres_db`, a database server for several machines. Every write is one
+transaction that first takes the one writer's lock (SQLite's ``BEGIN IMMEDIATE``, a
+PostgreSQL advisory lock): a run is recorded whole or not at all, and a check made inside
+the transaction still holds when it commits. :data:`MIGRATIONS` brings an older schema up to
+date at its first write, and a database from a newer cnnbench is refused rather than misread.
+Reading never writes: no migration; another program's database is recognised, and refused,
+before anything is written to it.
 
 Queryable fields are columns; the full :class:`~cnnbench.board.records.RunRecord` is kept as JSON,
 so fields added to the record later need no migration to be stored. Each fingerprint's dataset
@@ -17,7 +19,7 @@ on every later write: an edited copy of a file is refused, never allowed to rewr
 
 Ranking (:func:`cnnbench.board.ranking.rank`) is apart: pure functions of the records read here.
 
-A missing database file is created only when a run is recorded (:class:`Leaderboard`), so a
+A missing database is created only when a run is recorded (:class:`Leaderboard`), so a
 refused command never leaves an empty database behind.
 """
 
@@ -25,33 +27,22 @@ from __future__ import annotations
 
 import json
 import os
-import sqlite3
-import time
 import warnings
 from contextlib import contextmanager
 from dataclasses import asdict
 from datetime import UTC, datetime
-from pathlib import Path
 
-from ..errors import CnnbenchError, CnnbenchWarning
+from ..errors import CnnbenchWarning
+from .db import DB_ENV, LeaderboardError, db_exists, default_db_path, display, is_url, open_backend, resolve_db_path
 from .ranking import Board, rank
 from .records import PRIMARY_METRIC, RunRecord, config_key, finite_json, hidden_chars, record_problem
 
-DB_ENV = "CNNBENCH_DB"
 DEFAULT_TIMEOUT_S = 30.0
-
-
-class LeaderboardError(CnnbenchError):
-    """The leaderboard database is missing, corrupt, locked, or from a newer cnnbench."""
 
 
 class BoardWarning(CnnbenchWarning):
     """A stored row that cannot be read or ranked: skipped, named by its id (the CLI prints
     ``Warning: ...`` on stderr)."""
-
-
-# The first bytes of every SQLite 3 database file.
-SQLITE_HEADER = b"SQLite format 3\x00"
 
 
 # Each entry brings the schema from version i to i + 1; append, never edit a released one.
@@ -98,7 +89,7 @@ MIGRATIONS: list[str] = [
 SCHEMA_VERSION = len(MIGRATIONS)
 
 
-def _backfill_conditions(conn: sqlite3.Connection) -> None:
+def _backfill_conditions(conn) -> None:
     """Version 2's run columns, from the records of older rows (threads were not recorded)."""
     for row_id, text in conn.execute("SELECT id, record FROM runs").fetchall():
         try:
@@ -114,22 +105,10 @@ def _backfill_conditions(conn: sqlite3.Connection) -> None:
 BACKFILL = {1: _backfill_conditions}
 
 
-def default_db_path() -> Path:
-    """``$XDG_DATA_HOME/cnnbench/leaderboard.sqlite`` (default ``~/.local/share/cnnbench/...``)."""
-    base = Path(os.environ.get("XDG_DATA_HOME") or Path.home() / ".local" / "share")
-    return base / "cnnbench" / "leaderboard.sqlite"
-
-
-def resolve_db_path(db: str | os.PathLike | None = None) -> Path:
-    """The database file: ``db`` if given, else ``$CNNBENCH_DB``, else :func:`default_db_path`.
-
-    Nothing is created here: the default folder is made when the first run is recorded.
-    """
-    if db:
-        return Path(db)
-    if os.environ.get(DB_ENV):
-        return Path(os.environ[DB_ENV])
-    return default_db_path()
+# Where a leaderboard lives (re-exported: callers import them from here).
+__all__ = ["DB_ENV", "BoardWarning", "DatasetMismatchError", "Leaderboard", "LeaderboardError", "MIGRATIONS",
+           "SCHEMA_VERSION", "dataset_identity", "db_exists", "default_db_path", "display", "is_url",
+           "resolve_db_path"]
 
 
 def _now() -> str:
@@ -137,196 +116,127 @@ def _now() -> str:
 
 
 class Leaderboard:
-    """A leaderboard database file, opened lazily.
+    """A leaderboard: an SQLite file or a PostgreSQL database (:mod:`cnnbench.board.db`), opened lazily.
 
-    An existing file is opened and checked at once (a corrupt, foreign or newer file fails
-    before any work is done). A missing file is created only when a run is about to be
-    recorded, so a command refused before that point leaves no file behind; until then reads
-    see an empty board.
+    An existing file (or any PostgreSQL URL) is opened and checked at once: a corrupt, foreign
+    or newer database, or a server that cannot be reached, fails before any work is done. A
+    missing file (or a database without cnnbench's tables) gets its tables only when a run is
+    about to be recorded, so a command refused before that point leaves nothing behind; until
+    then reads see an empty board.
 
-    Reading never changes the file: it is opened without switching its journal mode or
-    migrating it (a file we may not write is opened read-only, ``immutable`` when no writer
-    is active, so no ``-wal``/``-shm`` files are left beside it), and a 0-byte or empty SQLite
-    file reads as an empty board. Before anything is written, the file is checked to be a
-    cnnbench leaderboard (or empty): another program's database is never touched.
+    Reading never changes the database: no migration, and on SQLite no journal-mode switch and
+    no ``-wal``/``-shm`` files beside a file we may not write (:mod:`.sqlite_db`). Before
+    anything is written, the database is checked to be a cnnbench leaderboard (or empty):
+    another program's is never touched.
 
     Parameters
     ----------
-    path : file path (see :func:`resolve_db_path`)
+    path : an SQLite file path or a ``postgresql://`` URL (see :func:`resolve_db_path`)
     timeout : seconds a write waits for another writer before giving up
-    create : when False, a missing file is an error instead of a new empty board
+    create : when False, a missing database is an error instead of a new empty board
     """
 
     def __init__(self, path: str | os.PathLike, timeout: float = DEFAULT_TIMEOUT_S, create: bool = True):
-        self.path = Path(path)
+        self._db = open_backend(path, timeout, create)
+        self.path = self._db.path  # the SQLite file; None for PostgreSQL
+        self.name = self._db.name  # for messages (a URL without its password)
         self.timeout = timeout
-        self._conn: sqlite3.Connection | None = None
+        self._conn = None
         self._writable = False  # the open connection has checked, migrated and may write
-        self._version = SCHEMA_VERSION  # of the open file; 0: empty (no cnnbench tables yet)
+        self._version = SCHEMA_VERSION  # of the open database; 0: empty (no cnnbench tables yet)
         self._depth = 0  # nesting of transaction()
-        self._begun = False  # BEGIN IMMEDIATE issued in the current transaction()
-        if self.path.is_dir():
-            raise LeaderboardError(f"{self.path}: is a folder, not a leaderboard database")
-        if not create and not self.path.exists():
-            raise LeaderboardError(f"{self.path}: no leaderboard database here yet (record a run first)")
-        if not self.path.parent.is_dir() and self.path != default_db_path():
-            raise LeaderboardError(f"{self.path}: folder {str(self.path.parent)!r} does not exist")
-        if self.path.exists():
+        self._begun = False  # a write transaction begun in the current transaction()
+        if self._db.opens_at_once:
             self._reader()
+
+    def exists(self) -> bool:
+        """Whether there is a database to read (an SQLite file; cnnbench's tables in PostgreSQL)."""
+        return self._db.exists()
+
+    @property
+    def missing(self) -> str:
+        """What to say of this location while nothing is recorded there ("does not exist")."""
+        return self._db.missing
 
     # -- opening --------------------------------------------------------------------------
 
-    def _has_content(self) -> bool:
-        try:
-            return self.path.stat().st_size > 0
-        except FileNotFoundError:
-            return False
-
-    def _check_header(self) -> bytes:
-        """The file's first 100 bytes, refused unless they are an SQLite header (no SQLite call
-        has touched the file yet)."""
-        try:
-            with open(self.path, "rb") as f:
-                head = f.read(100)
-        except OSError as exc:
-            raise LeaderboardError(f"{self.path}: cannot be read ({exc.strerror})") from None
-        if len(head) < 100 or not head.startswith(SQLITE_HEADER):
-            raise LeaderboardError(f"{self.path}: not a cnnbench leaderboard (corrupt or not SQLite)")
-        return head
-
-    def _open(self, uri_mode: str, immutable: bool = False) -> sqlite3.Connection:
-        uri = f"{self.path.resolve().as_uri()}?mode={uri_mode}" + ("&immutable=1" if immutable else "")
-        try:
-            # isolation_level=None: we issue BEGIN/COMMIT ourselves, one transaction per write.
-            conn = sqlite3.connect(uri, uri=True, timeout=self.timeout, isolation_level=None)
-            conn.execute(f"PRAGMA busy_timeout = {int(self.timeout * 1000)}")
-        except sqlite3.Error as exc:
-            raise self._error(exc) from None
-        return conn
-
-    def _identify(self, conn: sqlite3.Connection) -> int:
-        """The file's schema version (0: an empty SQLite file), by reading only.
+    def _identify(self, conn) -> int:
+        """The database's schema version (0: empty), by reading only.
 
         Refuses another program's database, a newer cnnbench's, or one with tables missing.
         """
         try:
-            version = conn.execute("PRAGMA user_version").fetchone()[0]
-            names = {r[0] for r in conn.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
-        except sqlite3.Error as exc:
+            version = conn.schema_version()
+            names = conn.table_names()
+        except self._db.errors as exc:
             raise self._error(exc) from None
         problem = None
         if version > SCHEMA_VERSION:
             problem = (f"schema version {version} is newer than this cnnbench reads ({SCHEMA_VERSION}); "
                        f"upgrade cnnbench")
         elif version == 0 and names:
-            problem = "an SQLite file, but not a cnnbench leaderboard"
+            problem = "not a cnnbench leaderboard (another program's tables)"
         elif version > 0 and not {"runs", "datasets"} <= names:
             problem = "not a cnnbench leaderboard (tables missing)"
         if problem:
-            raise LeaderboardError(f"{self.path}: {problem}")
+            raise LeaderboardError(f"{self.name}: {problem}")
         return version
 
-    def _reader(self) -> sqlite3.Connection | None:
+    def _reader(self):
         """A connection for reading; None while there is no database (nothing recorded yet)."""
         if self._conn is not None:
             return self._conn
-        if not self._has_content():
-            return None  # missing or 0 bytes: an empty board, and the file stays as it is
-        head = self._check_header()
-        if os.access(self.path, os.W_OK):
-            # Only reads are issued; the last connection to close removes any -wal/-shm it made.
-            conn = self._open("rw")
-        else:
-            # A file we may not write. In WAL mode (header bytes 18-19 == 2) SQLite would create
-            # -wal/-shm beside it and leave them; with no -wal there, no writer is active and
-            # the file can be read as immutable.
-            wal = head[18:20] == b"\x02\x02"
-            conn = self._open("ro", immutable=wal and not Path(f"{self.path}-wal").exists())
-        try:
+
+        def identify(conn):
             self._version = self._identify(conn)
-        except LeaderboardError:
-            conn.close()
-            raise
-        self._conn, self._writable = conn, False
+            return self._version
+
+        conn = self._db.reader(identify)
+        if conn is not None:
+            self._conn, self._writable = conn, False
         return conn
 
-    def _writer(self) -> sqlite3.Connection:
-        """The connection for writing; the first call checks the file, then switches it to WAL
-        mode and migrates it (creating the file, and the default folder, if needed)."""
+    def _writer(self):
+        """The connection for writing; the first call checks the database (before anything is
+        written to it), then migrates it, creating the tables (and an SQLite file) if needed."""
         if self._conn is not None and self._writable:
             return self._conn
         self.close()
-        existing = self._has_content()
-        if existing:
-            self._check_header()
-        elif not self.path.exists():
-            self.path.parent.mkdir(parents=True, exist_ok=True)  # the default folder, on first use
-        conn = self._open("rwc")
-        self._conn = conn
+        self._conn = self._db.writer(self._identify)
         try:
-            if existing:
-                self._identify(conn)  # before anything is written: a foreign file is never touched
-            mode = self._switch_to_wal(conn)
-            if mode.lower() != "wal":
-                raise LeaderboardError(f"{self.path}: cannot switch the database to WAL mode ({mode})")
-            conn.execute("PRAGMA foreign_keys = ON")
             self._migrate()
-        except sqlite3.Error as exc:
+        except self._db.errors as exc:
             self.close()
             raise self._error(exc) from None
-        except LeaderboardError:
+        except BaseException:
             self.close()
             raise
         self._writable, self._version = True, SCHEMA_VERSION
-        return conn
-
-    def _switch_to_wal(self, conn: sqlite3.Connection) -> str:
-        """``PRAGMA journal_mode = WAL``, retried while another process holds the file.
-
-        SQLite answers "database is locked" to this pragma at once, without waiting through
-        the busy timeout, when another connection is creating or switching the same new file:
-        several first writers starting together would otherwise fail.
-        """
-        deadline, delay = time.monotonic() + self.timeout, 0.002
-        while True:
-            try:
-                return conn.execute("PRAGMA journal_mode = WAL").fetchone()[0]
-            except sqlite3.OperationalError as exc:
-                if not ("locked" in str(exc) or "busy" in str(exc)) or time.monotonic() > deadline:
-                    raise
-                time.sleep(delay)
-                delay = min(2 * delay, 0.1)
+        return self._conn
 
     # -- plumbing -------------------------------------------------------------------------
 
-    def _error(self, exc: sqlite3.Error) -> LeaderboardError:
-        text = str(exc)
-        if "locked" in text or "busy" in text:
-            return LeaderboardError(f"{self.path}: database is locked by another process (try again)")
-        if "not a database" in text or "malformed" in text or "corrupt" in text:
-            return LeaderboardError(f"{self.path}: not a cnnbench leaderboard (corrupt or not SQLite)")
-        if "readonly" in text or "unable to open" in text:
-            return LeaderboardError(f"{self.path}: cannot open the database for writing ({text})")
-        return LeaderboardError(f"{self.path}: database error: {text}")
+    def _error(self, exc) -> LeaderboardError:
+        if self._conn is not None and self._conn.broken:
+            # A database server restarted or gone: the next call reconnects instead of failing forever.
+            self.close()
+        return self._db.error(exc)
 
     def _migrate(self) -> None:
-        version = self._conn.execute("PRAGMA user_version").fetchone()[0]
-        if version == SCHEMA_VERSION:
+        if self._conn.schema_version() == SCHEMA_VERSION:
             return
         with self._immediate(self._conn):
             # Re-read inside the lock: another process may have created or migrated it meanwhile.
             version = self._identify(self._conn)
             for step in range(version, SCHEMA_VERSION):
-                for statement in MIGRATIONS[step].split(";"):
-                    if statement.strip():
-                        self._conn.execute(statement)
+                self._conn.script(MIGRATIONS[step])
                 if step in BACKFILL:
                     BACKFILL[step](self._conn)
-            self._conn.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
+            self._conn.set_schema_version(SCHEMA_VERSION)
 
     @contextmanager
     def transaction(self):
-        """One write transaction (``BEGIN IMMEDIATE``) around several calls: all or nothing.
+        """One write transaction (one writer at a time) around several calls: all or nothing.
 
         ``add``, ``add_many`` and reads inside it join it; the rows it adds are visible to
         :meth:`boards` inside it, and nothing is committed unless the whole block succeeds::
@@ -352,58 +262,58 @@ class Leaderboard:
         except BaseException:
             if outer and self._begun:
                 self._begun = False
-                if self._conn is not None and self._conn.in_transaction:
-                    self._conn.execute("ROLLBACK")
+                if self._conn is not None:
+                    self._conn.rollback()
             raise
         finally:
             self._depth -= 1
         if outer and self._begun:
             self._begun = False
             try:
-                self._conn.execute("COMMIT")
-            except sqlite3.Error as exc:
-                if self._conn.in_transaction:
-                    self._conn.execute("ROLLBACK")
+                self._conn.commit()
+            except self._db.errors as exc:
+                self._conn.rollback()
                 raise self._error(exc) from None
 
-    def _begin(self) -> sqlite3.Connection:
-        """The writing connection inside the current transaction(), BEGUN on the first call."""
+    def _begin(self):
+        """The writing connection inside the current transaction(), begun on the first call."""
         if not self._begun:
             conn = self._writer()
             if conn.in_transaction:
                 return conn  # a transaction opened by a subclass on this connection: join it
             try:
-                conn.execute("BEGIN IMMEDIATE")
-            except sqlite3.Error as exc:
+                conn.begin(write=True)
+            except self._db.errors as exc:
+                conn.rollback()
                 raise self._error(exc) from None
             self._begun = True
         return self._conn
 
     # The names subclasses written before the read/write split use (cnnbench.serve.store).
-    def _connect(self) -> sqlite3.Connection:
+    def _connect(self):
         return self._writer()
 
     def _write(self):
         return self._grouped()
 
     @contextmanager
-    def _immediate(self, conn: sqlite3.Connection):
-        """``BEGIN IMMEDIATE`` ... ``COMMIT``, or ``ROLLBACK`` on any exception (migrations)."""
+    def _immediate(self, conn, write: bool = True):
+        """A write transaction (or, ``write=False``, a read snapshot) on ``conn``: committed,
+        or rolled back on any exception."""
         try:
-            conn.execute("BEGIN IMMEDIATE")
-        except sqlite3.Error as exc:
+            conn.begin(write=write)
+        except self._db.errors as exc:
+            conn.rollback()
             raise self._error(exc) from None
         try:
-            yield
+            yield conn
         except BaseException:
-            if conn.in_transaction:
-                conn.execute("ROLLBACK")
+            conn.rollback()
             raise
         try:
-            conn.execute("COMMIT")
-        except sqlite3.Error as exc:
-            if conn.in_transaction:
-                conn.execute("ROLLBACK")
+            conn.commit()
+        except self._db.errors as exc:
+            conn.rollback()
             raise self._error(exc) from None
 
     def close(self) -> None:
@@ -467,16 +377,12 @@ class Leaderboard:
                 for fingerprint, (identity, where) in identities.items():
                     self._store_identity(fingerprint, identity, where,
                                          next(r.dataset_path for r in records if r.fingerprint == fingerprint))
-                ids = []
-                for row in rows:
-                    cursor = self._conn.execute(
-                        "INSERT INTO runs (name, source, fingerprint, protocol_version, family, preset,"
-                        " task, metric, score, seed, config_key, params, timestamp, record,"
-                        " torch_threads, torch_version, device)"
-                        " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)", row)
-                    ids.append(cursor.lastrowid)
-                return ids
-        except sqlite3.Error as exc:
+                return [self._conn.insert(
+                    "INSERT INTO runs (name, source, fingerprint, protocol_version, family, preset,"
+                    " task, metric, score, seed, config_key, params, timestamp, record,"
+                    " torch_threads, torch_version, device)"
+                    " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)", row) for row in rows]
+        except self._db.errors as exc:
             raise self._error(exc) from None
 
     def add_dataset(self, dataset) -> None:
@@ -486,7 +392,7 @@ class Leaderboard:
                 self._begin()
                 self._store_identity(dataset.fingerprint, dataset_identity(dataset), str(dataset.path),
                                      str(dataset.path.resolve()))
-        except sqlite3.Error as exc:
+        except self._db.errors as exc:
             raise self._error(exc) from None
 
     def _store_identity(self, fingerprint: str, identity: dict, where: str, path: str | None) -> None:
@@ -527,7 +433,7 @@ class Leaderboard:
             return []
         try:
             return conn.execute(sql, args).fetchall()
-        except sqlite3.Error as exc:
+        except self._db.errors as exc:
             raise self._error(exc) from None
 
     def runs(self, fingerprint: str | None = None, protocol_version: int | None = None) -> list[RunRecord]:
@@ -554,7 +460,7 @@ class Leaderboard:
         return out
 
     def _skip(self, row_id: int, problem: str) -> None:
-        warnings.warn(f"{self.path}: run {row_id} skipped: {problem}", BoardWarning, stacklevel=3)
+        warnings.warn(f"{self.name}: run {row_id} skipped: {problem}", BoardWarning, stacklevel=3)
 
     def count(self) -> int:
         rows = self._query("SELECT count(*) FROM runs")
@@ -562,9 +468,11 @@ class Leaderboard:
 
     def fingerprints(self, preset: str | None = None) -> list[str]:
         """Fingerprints with at least one run, by preset (or family) name, then first recording."""
+        # Each fingerprint's first run (standard SQL: PostgreSQL refuses SQLite's bare columns).
         rows = self._query(
-            "SELECT r.fingerprint, min(r.id), coalesce(d.preset, r.preset, ''), r.family FROM runs r"
-            " LEFT JOIN datasets d ON d.fingerprint = r.fingerprint GROUP BY r.fingerprint")
+            "SELECT r.fingerprint, r.id, coalesce(d.preset, r.preset, ''), r.family FROM runs r"
+            " LEFT JOIN datasets d ON d.fingerprint = r.fingerprint"
+            " WHERE r.id IN (SELECT min(id) FROM runs GROUP BY fingerprint)")
         if preset is not None:
             rows = [r for r in rows if r[2] == preset]
         return [r[0] for r in sorted(rows, key=lambda r: (str(r[2] or r[3]), r[1]))]
@@ -578,7 +486,7 @@ class Leaderboard:
         try:
             cursor = conn.execute("SELECT * FROM datasets WHERE fingerprint = ?", (fingerprint,))
             row = cursor.fetchone()
-        except sqlite3.Error as exc:
+        except self._db.errors as exc:
             raise self._error(exc) from None
         if row is None:
             return None

@@ -8,11 +8,11 @@ import click
 
 from ..bench.distributed import is_writer
 from ..board.render import render_fingerprints
-from ..board.store import Leaderboard, resolve_db_path
+from ..board.store import Leaderboard, display, resolve_db_path
 from ..data.h5file import open_dataset
 from . import main
 from .data import progress_bar
-from .options import db_option, epochs_option, memory_budget_option, threads_option
+from .options import db_option, epochs_option, jobs_option, memory_budget_option, resolve_jobs, threads_option
 from .progress import ProgressLines
 
 
@@ -59,6 +59,7 @@ def run_options(f):
     f = click.option("--device", default="auto", show_default=True,
                      help="auto (CUDA when present, else CPU), cpu, cuda, cuda:1...")(f)
     f = threads_option(f)
+    f = jobs_option(f)
     f = memory_budget_option(f)
     f = click.option("--quiet", "-q", is_flag=True, help="No progress bars; one line per run.")(f)
     return f
@@ -85,7 +86,7 @@ def _line(record) -> str:
 @click.option("--force", is_flag=True, help="Overwrite existing --plot files.")
 @run_options
 @db_option
-def bench(dataset, names, seeds, plot_dir, force, epochs, device, memory_budget, quiet, db):
+def bench(dataset, names, seeds, plot_dir, force, epochs, device, jobs, memory_budget, quiet, db):
     """Train baselines on DATASET.h5 under the protocol, score them on test, record them.
 
     Each run trains on train, selects its epoch on val and reports test metrics for that
@@ -99,10 +100,10 @@ def bench(dataset, names, seeds, plot_dir, force, epochs, device, memory_budget,
 
     path = resolve_db_path(db)
     run_baselines(dataset, names or None, seeds, db=path, epochs=epochs, device=device,
-                  memory_budget=memory_budget, plot_dir=plot_dir, force=force,
+                  memory_budget=memory_budget, plot_dir=plot_dir, force=force, workers=resolve_jobs(jobs),
                   progress=lambda label: EpochBar(label, quiet), on_record=lambda r: click.echo(_line(r)))
     if not quiet and is_writer():
-        click.echo(f"recorded in {path}")
+        click.echo(f"recorded in {display(path)}")
 
 
 @main.command("baselines")
@@ -154,7 +155,7 @@ def baselines_command(dataset):
 @run_options
 @db_option
 def suite(full, rungs, preset_names, names, data_dir, seeds, dry_run, report, force, epochs, device,
-          memory_budget, quiet, db):
+          jobs, memory_budget, quiet, db):
     """Generate the canonical presets, run their baselines, record them, print the leaderboard.
 
     Without flags: the three questions' own tasks (lines-3x3, lines-16, boxes-64, patches-64) with the
@@ -180,16 +181,17 @@ def suite(full, rungs, preset_names, names, data_dir, seeds, dry_run, report, fo
             click.echo(f"{step.preset.name}: {runs}")
         return
 
-    def on_dataset(step, file, made):
+    def on_dataset(step, file, made, runs):
         if not quiet:
             click.echo(f"== {step.preset.name} ({file}{', generated' if made else ''}): "
-                       f"{len(step.runs)} baselines")
+                       f"{runs} baselines")
 
     done = lib.run_suite(**given, data_dir=data_dir, db=resolve_db_path(db), report=report, force=force,
                          epochs=epochs, device=device, memory_budget=memory_budget,
                          progress=lambda label: EpochBar(label, quiet),
                          generate_progress=lambda name, total: progress_bar(total, f"generate {name}", quiet),
-                         on_dataset=on_dataset, on_record=lambda r: click.echo(_line(r)))
+                         on_dataset=on_dataset, on_record=lambda r: click.echo(_line(r)),
+                         workers=resolve_jobs(jobs))
     if not quiet:
         click.echo("")
         with Leaderboard(done.db) as board:
@@ -198,4 +200,4 @@ def suite(full, rungs, preset_names, names, data_dir, seeds, dry_run, report, fo
         click.echo(f"wrote {done.report}")
     plural = "s" if len(done.steps) != 1 else ""
     click.echo(f"suite: {len(done.records)} runs on {len(done.steps)} dataset{plural} in {done.wall_s:.0f} s; "
-               f"recorded in {done.db}")
+               f"recorded in {display(done.db)}")

@@ -11,7 +11,7 @@ from ..bench.distributed import is_writer
 from ..board.predictions import prepare_submission
 from ..board.public import export_public
 from ..board.render import FORMATS, printable, render, render_html
-from ..board.store import Leaderboard, resolve_db_path
+from ..board.store import Leaderboard, display, resolve_db_path
 from ..data.h5file import open_dataset
 from ..data.presets import all_presets, get_preset
 from ..errors import ParamError
@@ -59,10 +59,10 @@ def leaderboard(dataset, preset, fmt, html_out, force, db):
             fingerprints = board.fingerprints(preset=preset)
             if not fingerprints and preset not in all_presets():
                 get_preset(preset)  # an unknown name (neither shipped nor recorded): one-line error
-        if not path.exists():
+        if not board.exists():
             if html_out:
                 _write_html(html_out, [])
-            click.echo("[]" if fmt == "json" else f"no runs recorded yet ({path} does not exist)")
+            click.echo("[]" if fmt == "json" else f"no runs recorded yet ({board.name} {board.missing})")
             return
         boards = board.boards(fingerprints, optimum=optimum)
     if html_out:
@@ -71,7 +71,7 @@ def leaderboard(dataset, preset, fmt, html_out, force, db):
             click.echo(f"wrote {html_out}: {len(boards)} board{'s' * (len(boards) != 1)}", err=True)
     if not boards and fmt in ("table", "markdown"):
         which = f"dataset {dataset}" if dataset else f"preset {preset}" if preset else "any dataset"
-        click.echo(f"no runs recorded for {which} in {path}")
+        click.echo(f"no runs recorded for {which} in {display(path)}")
         return
     click.echo(render(boards, fmt).rstrip("\n"))
 
@@ -216,4 +216,4 @@ def evaluate(dataset, model, name, epochs, seeds, device, memory_budget, notes, 
         ranked = sum(e.rank is not None for e in current.entries)
     spread = f" ± {entry.std:.4f} over {entry.n_seeds} seeds" if entry.std is not None else ""
     click.echo(f"{printable(entry.name)} on {printable(current.title)}: {current.metric} {entry.score:.4f}{spread}; "
-               f"rank {entry.rank} of {ranked} (recorded in {path})")
+               f"rank {entry.rank} of {ranked} (recorded in {display(path)})")

@@ -5,7 +5,7 @@ from __future__ import annotations
 import click
 
 from ..board.records import MAX_SEED
-from ..board.store import resolve_db_path
+from ..board.store import db_exists, resolve_db_path
 from ..data.h5file import open_dataset
 from ..data.params import MAX_STEPS
 from ..errors import ParamError
@@ -53,5 +53,5 @@ def diagnose(dataset, model, baseline, steps, seed, device, as_json, db):
     factory, name = resolve_model(model, baseline, ds)
     path = resolve_db_path(db)
     result = run_diagnosis(ds, factory, name=name, seed=seed, steps=steps, device=device,
-                           db=path if path.exists() else None)
+                           db=path if db_exists(path) else None)
     click.echo(result.to_json() if as_json else render_text(result))

@@ -10,9 +10,10 @@ from ..data.params import MAX_EPOCHS, MAX_THREADS
 
 
 def db_option(f):
-    """``--db PATH``, shared by every command that reads or writes the leaderboard."""
-    return click.option("--db", type=click.Path(dir_okay=False), default=None, metavar="PATH",
-                        help="Leaderboard database [default: $CNNBENCH_DB, else "
+    """``--db PATH|URL``, shared by every command that reads or writes the leaderboard."""
+    return click.option("--db", type=str, default=None, metavar="PATH|URL",
+                        help="Leaderboard: an SQLite file, or a postgresql://user@host/dbname URL "
+                             "(needs pip install 'cnnbench[postgres]') [default: $CNNBENCH_DB, else "
                              "$XDG_DATA_HOME/cnnbench/leaderboard.sqlite, i.e. "
                              "~/.local/share/cnnbench/leaderboard.sqlite].")(f)
 
@@ -30,6 +31,35 @@ def threads_option(f):
                         expose_value=False, callback=_set_threads,
                         help="CPU threads for torch [default: torch's choice; 1 is often faster for tiny "
                              "models or on a busy machine]; recorded with each run.")(f)
+
+
+def jobs_option(f):
+    """``--jobs N``: runs at once, each in a worker process with one torch thread."""
+    return click.option("--jobs", "-j", type=click.IntRange(1, MAX_THREADS), default=None, metavar="N",
+                        help="Runs at once, each in its own process with one torch thread "
+                             "[default: $CNNBENCH_JOBS, else one per CPU core]. The records are those of --jobs 1 "
+                             "--threads 1, in the same order; --jobs 1 runs one after another in "
+                             "this process with --threads torch threads.")(f)
+
+
+JOBS_ENV = "CNNBENCH_JOBS"
+
+
+def resolve_jobs(jobs: int | None) -> int:
+    """--jobs, else $CNNBENCH_JOBS, else one per CPU core this process may use."""
+    import os
+
+    from ..bench.parallel import default_workers
+    from ..errors import ParamError
+
+    if jobs is not None:
+        return jobs
+    given = os.environ.get(JOBS_ENV, "").strip()
+    if not given:
+        return default_workers()
+    if not given.isdigit() or not 1 <= int(given) <= MAX_THREADS:
+        raise ParamError(f"${JOBS_ENV}: {given!r} is not a number of jobs in 1..{MAX_THREADS}")
+    return int(given)
 
 
 def epochs_option(help_text: str):

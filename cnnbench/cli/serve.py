@@ -40,7 +40,7 @@ def serve():
 @click.option("--host", default="127.0.0.1", show_default=True, help="Address to listen on (0.0.0.0: every interface).")
 @click.option("--port", type=click.IntRange(0, 65535), default=8000, show_default=True)
 @click.option("--workers", type=click.IntRange(1, 64), default=1, show_default=True,
-              help="Server processes (they share the SQLite store; limits hold across them).")
+              help="Server processes on this machine (they share the store; limits hold across them).")
 @click.option("--quiet", "-q", is_flag=True, help="No access log.")
 def run_command(board_dir, host, port, workers, quiet):
     """Serve BOARD_DIR's boards over HTTP (pages at /, JSON API under /api)."""
@@ -52,7 +52,10 @@ def run_command(board_dir, host, port, workers, quiet):
 
     app = create_app(board_dir)  # checks the folder and every full file before listening
     names = ", ".join(app.state.serve.boards) or "none"
-    click.echo(f"serving {board_dir} (boards: {names}) on http://{host}:{port}", err=True)
+    from ..board.store import display
+
+    click.echo(f"serving {board_dir} (boards: {names}; store {display(app.state.serve.board_dir.database)}) "
+               f"on http://{host}:{port}", err=True)
     log = "warning" if quiet else "info"
     if workers == 1:
         uvicorn.run(app, host=host, port=port, log_level=log, access_log=not quiet)
@@ -78,20 +81,25 @@ def run_command(board_dir, host, port, workers, quiet):
               help="Largest upload accepted [default: 16].")
 @click.option("--no-references", is_flag=True, help="Do not fit and record the reference predictors.")
 @click.option("--workers", type=click.IntRange(1, 64), default=1, show_default=True, help="Generation processes.")
+@click.option("--db", "database", default=None, metavar="URL",
+              help="Keep the store (runs, tokens, submissions) in this PostgreSQL database "
+                   "(postgresql://user@host/dbname; needs pip install 'cnnbench[postgres]'), so that server "
+                   "processes on several machines can share it [default: BOARD_DIR/leaderboard.sqlite].")
 def init_command(board_dir, presets, datasets, names, public_fraction, daily_limit, max_upload_mb,
-                 no_references, workers):
+                 no_references, workers, database):
     """Create BOARD_DIR (or add boards to it): full files, public copies, splits, references.
 
     \b
       cnnbench serve init boards/ --preset lines-16 --preset boxes-64
       cnnbench serve init boards/ --dataset my-full.h5 --name my-board --public-fraction 0.3
+      cnnbench serve init boards/ --preset lines-16 --db postgresql://board@dbhost/lines
     """
     from ..serve.boards import init_board_dir
 
     size = None if max_upload_mb is None else int(max_upload_mb * 1024 * 1024)
     added = init_board_dir(board_dir, presets, datasets, names, public_fraction, daily_limit, size,
                            references=not no_references, workers=workers,
-                           progress=lambda text: click.echo(text, err=True))
+                           progress=lambda text: click.echo(text, err=True), database=database)
     click.echo(f"{board_dir}: boards {', '.join(added)} ready; issue tokens with "
                f"`cnnbench serve token add {board_dir} NAME`, then `cnnbench serve {board_dir}`")
 

@@ -21,6 +21,10 @@ An epoch, for a given ``(seed, epoch)``:
 
 So a batch's samples come from the chunks that passed through one shard's buffer; the order
 depends on (seed, epoch, shard, number of shards, buffer_size, chunk layout), never on timing.
+
+The trainer's streamed training batches use another order, :class:`Lanes` (one lane per batch
+position), whose global batches do not depend on the number of distributed ranks: each rank
+reads only its own lanes, which are its share of every batch (``docs/scale.md``).
 """
 
 from __future__ import annotations
@@ -246,6 +250,118 @@ class ChunkReader:
                 yield from out.add({k: v[take] for k, v in pool.items()})
         if not drop_last:
             yield from out.flush()
+
+    # -- the trainer's global batches: one lane per batch position ------------------------
+
+    def lanes(self, batch_size: int, seed: int, epoch: int) -> Lanes:
+        """The epoch's global batch order for the trainer (see :class:`Lanes`)."""
+        check_stream_args(batch_size, seed, epoch, 0, 1)
+        return Lanes(self, batch_size, seed, epoch)
+
+    def lane_batches(self, batch_size: int, *, seed: int, epoch: int, rank: int = 0,
+                     world: int = 1) -> Iterator[tuple[dict[str, np.ndarray], int, int]]:
+        """Yield ``(rows, lo, n)`` for each global batch of the epoch: this rank's rows of it
+        (dict of arrays, ``index`` included; possibly empty), their first position ``lo`` in
+        the global batch, and the global batch's size ``n``. ``world`` must divide
+        ``batch_size``. Rank ``r`` reads only the rows of its lanes, each once, in whole
+        contiguous pieces of chunks; the global batches do not depend on ``world``."""
+        check_stream_args(batch_size, seed, epoch, rank, world)
+        if batch_size % world:
+            raise ParamError(f"world size {world} does not divide the batch size {batch_size}")
+        yield from self.lanes(batch_size, seed, epoch).batches(rank, world)
+
+
+class Lanes:
+    """The global batch order of one training epoch, the same for any number of ranks.
+
+    Position ``p`` of every global batch of ``B`` samples is fed by lane ``p``:
+
+    1. The split's chunks are taken in the epoch's order (:meth:`ChunkReader.shard_chunks`),
+       their rows concatenated into one sequence.
+    2. Lane ``p`` is the ``p``-th of ``B`` consecutive runs of that sequence: ``n // B`` rows,
+       plus one for the ``n % B`` lanes spread evenly (``((p+1)e)//B > (pe)//B``), which
+       feed the last, shorter batch.
+    3. A lane's run is cut where chunks end into *pieces* (contiguous rows of one chunk);
+       each piece's rows are permuted (``default_rng([seed, epoch, 2])``). The lane gives
+       one row a batch, piece after piece.
+
+    So every batch mixes ``B`` places of the split (one per lane), every sample comes once
+    an epoch, and the ranks of a ``W``-rank job (``W`` dividing ``B``), each taking the
+    ``B / W`` consecutive lanes ``[rB/W, (r+1)B/W)``, hold exactly the contiguous share of
+    each global batch that one process would give them, reading only their own rows.
+    A rank holds one piece per lane: at most ``B / W`` chunks of rows.
+    """
+
+    def __init__(self, reader: ChunkReader, batch_size: int, seed: int, epoch: int):
+        self.reader, self.batch_size = reader, batch_size
+        n, b = reader.n, batch_size
+        chunks = reader.shard_chunks(seed, epoch)
+        bounds = np.array([reader.chunk_range(int(c)) for c in chunks], dtype=np.int64).reshape(-1, 2)
+        lengths = bounds[:, 1] - bounds[:, 0]
+        chunk_starts = np.concatenate([[0], np.cumsum(lengths)[:-1]])  # positions in the sequence
+        # seq[pos]: the file row at sequence position pos (the chunks' rows back to back).
+        self.seq = np.repeat(bounds[:, 0] - chunk_starts, lengths) + np.arange(n, dtype=np.int64)
+        extra = n % b
+        p = np.arange(b, dtype=np.int64)
+        self.sizes = n // b + ((p + 1) * extra // b - p * extra // b)
+        self.starts = np.concatenate([[0], np.cumsum(self.sizes)[:-1]])
+        self.n_batches = -(-n // b)
+        # Pieces: the sequence cut at every chunk end and every lane start.
+        cuts = np.union1d(chunk_starts, self.starts[self.sizes > 0])
+        self.piece_starts = cuts
+        self.piece_ends = np.append(cuts[1:], n)
+        piece = np.repeat(np.arange(len(cuts)), self.piece_ends - cuts)
+        shuffle = np.lexsort((np.random.default_rng([seed, epoch, 2]).random(n), piece))
+        self.order = self.seq[shuffle]  # within-piece permutation of the sequence
+
+    def global_batch(self, k: int) -> np.ndarray:
+        """The file rows of global batch ``k``, in batch order (what one process trains on)."""
+        live = self.sizes > k
+        return self.order[self.starts[live] + k]
+
+    def batches(self, rank: int = 0, world: int = 1) -> Iterator[tuple[dict[str, np.ndarray], int, int]]:
+        reader, b = self.reader, self.batch_size
+        first, last = rank * b // world, (rank + 1) * b // world  # this rank's lanes
+        starts, sizes = self.starts[first:last], self.sizes[first:last]
+        # This rank's pieces: (step at which its lane reaches it, lane, sequence range).
+        lo_pos = starts[0] if len(starts) else 0
+        hi_pos = lo_pos + int(sizes.sum())
+        mine = (self.piece_starts >= lo_pos) & (self.piece_starts < hi_pos)
+        p_lo, p_hi = self.piece_starts[mine], self.piece_ends[mine]
+        lane = np.searchsorted(starts, p_lo, side="right") - 1
+        step = p_lo - starts[lane]
+        longest = int((p_hi - p_lo).max()) if len(p_lo) else 0
+        pool: dict[str, np.ndarray] | None = None
+        row0 = np.zeros(len(starts), dtype=np.int64)  # first file row of each lane's piece
+        loads = np.argsort(step, kind="stable")
+        nxt = 0
+        extra = reader.n % b
+        for k in range(self.n_batches):
+            while nxt < len(loads) and step[loads[nxt]] == k:
+                j = loads[nxt]
+                nxt += 1
+                rows_lo = int(self.seq[p_lo[j]])  # a piece is contiguous rows of one chunk
+                block = reader.read(rows_lo, rows_lo + int(p_hi[j] - p_lo[j]))
+                if pool is None:
+                    pool = {name: np.empty((len(starts), longest) + v.shape[1:], v.dtype)
+                            for name, v in block.items()}
+                for name, v in block.items():
+                    pool[name][lane[j], :len(v)] = v
+                row0[lane[j]] = rows_lo
+            live = np.flatnonzero(sizes > k)
+            n = b if k * b + b <= reader.n else extra
+            lo = rank * n // world
+            if pool is None or not len(live):
+                yield {}, lo, n
+                continue
+            offset = self.order[starts[live] + k] - row0[live]
+            yield {name: v[live, offset] for name, v in pool.items()}, lo, n
+
+    def rows_per_rank_bytes(self, world: int) -> int:
+        """Bytes one rank holds for its lanes' pieces: ``B / W`` lanes x the longest piece."""
+        longest = int((self.piece_ends - self.piece_starts).max())
+        return self.batch_size // world * longest * self.reader.row_bytes
+
 
 
 class _Batcher:

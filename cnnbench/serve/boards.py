@@ -3,8 +3,9 @@
 ::
 
     BOARD_DIR/
-      serve.json              limits and the boards hosted (hand-editable; read at start)
-      leaderboard.sqlite      the leaderboard store plus tokens and submissions (store.py)
+      serve.json              limits, the boards hosted, the database (hand-editable; read at start)
+      leaderboard.sqlite      the leaderboard store plus tokens and submissions (store.py), unless
+                              serve.json names a PostgreSQL database ("database": "postgresql://...")
       boards/NAME/full.h5     the full file, generated with a secret seed: never served
       boards/NAME/public.h5   its public copy (cnnbench export-public): served for download
       boards/NAME/split.npy   which test rows are public (ranked live) or private (ranked at close)
@@ -28,6 +29,7 @@ import numpy as np
 from ..atomic import atomic_path, write_text
 from ..board.predictions import submission_record
 from ..board.public import MIN_SECRET_SEED, export_public
+from ..board.store import display, is_url
 from ..data.h5file import open_dataset
 from ..errors import FormatError, ParamError
 from .scoring import LoadedBoard, score_parts
@@ -47,11 +49,14 @@ class Config:
     daily_limit: int | None = DEFAULT_DAILY_LIMIT  # accepted submissions per participant, board and UTC day
     max_upload_bytes: int = DEFAULT_MAX_UPLOAD
     boards: dict = None  # name -> {"public_fraction": f, "daily_limit": n (optional override)}
+    database: str | None = None  # a postgresql:// URL; None: leaderboard.sqlite in the folder
 
     def to_json(self) -> str:
-        return json.dumps({"format": CONFIG_FORMAT, "daily_limit": self.daily_limit,
-                           "max_upload_bytes": self.max_upload_bytes, "boards": self.boards or {}},
-                          indent=2, sort_keys=True) + "\n"
+        data = {"format": CONFIG_FORMAT, "daily_limit": self.daily_limit,
+                "max_upload_bytes": self.max_upload_bytes, "boards": self.boards or {}}
+        if self.database:
+            data["database"] = self.database
+        return json.dumps(data, indent=2, sort_keys=True) + "\n"
 
 
 def check_board_name(name: str) -> str:
@@ -74,6 +79,7 @@ class BoardDir:
 
     def __init__(self, path: str | os.PathLike):
         self.path = Path(path)
+        self._database = None
 
     @property
     def config_path(self) -> Path:
@@ -109,13 +115,23 @@ class BoardDir:
             if not isinstance(entry, dict):
                 raise FormatError(f"{self.config_path}: board {name!r} is not an object")
             _check_limit(entry.get("daily_limit"), f"{self.config_path}: boards.{name}.daily_limit")
-        return Config(daily_limit=limit, max_upload_bytes=size, boards=data["boards"])
+        database = data.get("database")
+        if database is not None:
+            _check_database(database, f"{self.config_path}: database", FormatError)
+        return Config(daily_limit=limit, max_upload_bytes=size, boards=data["boards"], database=database)
 
     def write_config(self, config: Config) -> None:
         write_text(self.config_path, config.to_json())
 
+    @property
+    def database(self) -> Path | str:
+        """The store: serve.json's ``database`` (a PostgreSQL URL), else the folder's leaderboard.sqlite."""
+        if self._database is None:
+            self._database = (self.config().database if self.exists() else None) or self.db_path
+        return self._database
+
     def store(self, timeout: float = 30.0) -> Store:
-        return Store(self.db_path, timeout=timeout)
+        return Store(self.database, timeout=timeout)
 
     def load_boards(self) -> dict[str, LoadedBoard]:
         """Every board, its full file checked against its fingerprint (once, at start)."""
@@ -126,6 +142,13 @@ class BoardDir:
             limit = entry["daily_limit"] if "daily_limit" in entry else config.daily_limit
             out[name] = LoadedBoard.load(name, folder / "full.h5", folder / "public.h5", folder / "split.npy", limit)
         return out
+
+
+def _check_database(value, what: str, error=ParamError) -> str:
+    if not isinstance(value, str) or not is_url(value):
+        raise error(f"{what} must be a postgresql://user@host/dbname URL (or absent: the folder's "
+                         f"{DB}), not {value!r}")
+    return value
 
 
 def secret_seed() -> int:
@@ -149,7 +172,7 @@ def _split_mask(n: int, fraction: float) -> np.ndarray:
 
 def init_board_dir(path, presets=(), datasets=(), names=None, public_fraction: float = DEFAULT_PUBLIC_FRACTION,
                    daily_limit: int | None = None, max_upload_bytes: int | None = None, references: bool = True,
-                   workers: int = 1, progress=None) -> list[str]:
+                   workers: int = 1, progress=None, database: str | None = None) -> list[str]:
     """Create (or add boards to) a board folder; return the names of the boards added.
 
     ``presets``: each generated with a fresh secret seed. ``datasets``: full files the host
@@ -158,6 +181,8 @@ def init_board_dir(path, presets=(), datasets=(), names=None, public_fraction: f
     a secret public/private split of its test rows and, with ``references``, the reference
     predictors' rows scored on both parts. A board is assembled in a hidden folder and renamed
     into place, then the config is rewritten: an interrupted init leaves no half board.
+    ``database``: a PostgreSQL URL for the store (tokens, submissions, runs), so that several
+    server processes on several machines can share it; fixed when the folder is created.
     """
     from ..data.generate import write_dataset
     from ..data.presets import get_preset
@@ -204,6 +229,13 @@ def init_board_dir(path, presets=(), datasets=(), names=None, public_fraction: f
         config.daily_limit = daily_limit
     if max_upload_bytes is not None:
         config.max_upload_bytes = max_upload_bytes
+    if database is not None:
+        _check_database(database, "--db")
+        if board_dir.exists() and config.database != database:
+            raise ParamError(f"{board_dir.path}: its store is {display(config.database or board_dir.db_path)}; "
+                             f"--db cannot move it (edit {CONFIG} by hand after moving the data)")
+        config.database = database
+    board_dir._database = config.database or board_dir.db_path
 
     (board_dir.path / "boards").mkdir(parents=True, exist_ok=True)
     store = board_dir.store()

@@ -1,11 +1,13 @@
-"""The hosted board's own tables, kept in the leaderboard's SQLite file beside ``runs``.
+"""The hosted board's own tables, kept in the leaderboard's database beside ``runs``.
 
 Tokens (stored as SHA-256 digests, never in clear), accepted submissions (their run id,
 participant, UTC day, and the metrics on both parts of the test set) and closed boards.
-Living in the same file as the runs lets one ``BEGIN IMMEDIATE`` transaction check a
-participant's daily limit, add the run through :meth:`Leaderboard.add` and write the
-submission row: an accepted submission is recorded whole, exactly once, or not at all, even
-with several server processes, and a limit holds exactly under concurrent requests.
+Living in the same database as the runs lets one write transaction (SQLite's ``BEGIN
+IMMEDIATE``, PostgreSQL's advisory lock: :mod:`cnnbench.board.db`) check a participant's
+daily limit, add the run through :meth:`Leaderboard.add` and write the submission row: an
+accepted submission is recorded whole, exactly once, or not at all, even with several server
+processes (on several machines, with PostgreSQL), and a limit holds exactly under concurrent
+requests. The SQL here is the store's: written once, with ``?`` placeholders.
 """
 
 from __future__ import annotations
@@ -14,7 +16,6 @@ import contextlib
 import hashlib
 import json
 import secrets
-import sqlite3
 import unicodedata
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -123,43 +124,32 @@ class Store(Leaderboard):
 
     @contextlib.contextmanager
     def transaction(self, immediate: bool = True):
-        """One transaction: BEGIN IMMEDIATE for writes (the lock taken up front, so a check and
-        the write after it see the same data), a plain BEGIN for a consistent read snapshot."""
-        conn = self._connect()
-        try:
-            conn.execute("BEGIN IMMEDIATE" if immediate else "BEGIN")
-        except sqlite3.Error as exc:
-            raise self._error(exc) from None
-        try:
+        """One transaction: the write lock taken up front (a check and the write after it see
+        the same data), or, ``immediate=False``, a consistent read snapshot."""
+        with self._immediate(self._connect(), write=immediate) as conn:
             yield conn
-        except BaseException:
-            if conn.in_transaction:
-                conn.execute("ROLLBACK")
-            raise
-        else:
-            try:
-                conn.execute("COMMIT")
-            except sqlite3.Error as exc:
-                raise self._error(exc) from None
 
     def create_schema(self) -> None:
-        """The hosted board's tables (and the leaderboard's, on a new file); idempotent."""
+        """The hosted board's tables (and the leaderboard's, on a new database); idempotent."""
         try:
             with self.transaction() as conn:
-                for statement in SCHEMA.split(";"):
-                    conn.execute(statement)
-        except sqlite3.Error as exc:
+                conn.script(SCHEMA)
+        except self._db.errors as exc:
             raise self._error(exc) from None
 
     def check_schema(self) -> None:
-        names = {r[0] for r in self._query("SELECT name FROM sqlite_master WHERE type = 'table'")}
+        try:
+            conn = self._reader()  # reads only: a missing database is not created here
+            names = conn.table_names() if conn is not None else set()
+        except self._db.errors as exc:
+            raise self._error(exc) from None
         if not {"serve_tokens", "serve_submissions", "serve_closed"} <= names:
-            raise LeaderboardError(f"{self.path}: not a hosted board's database (run `cnnbench serve init`)")
+            raise LeaderboardError(f"{self.name}: not a hosted board's database (run `cnnbench serve init`)")
 
     def _sql(self, sql: str, args: tuple = ()) -> list[tuple]:
         try:
             return self._connect().execute(sql, args).fetchall()
-        except sqlite3.Error as exc:
+        except self._db.errors as exc:
             raise self._error(exc) from None
 
     # -- tokens ---------------------------------------------------------------------------
@@ -218,11 +208,11 @@ class Store(Leaderboard):
             public = json.dumps(record.metrics, sort_keys=True)
             private = json.dumps(private_metrics, sort_keys=True)
             sha = record.config.get("predictions_sha256", "")
-            cursor = conn.execute(
+            sub_id = conn.insert(
                 "INSERT INTO serve_submissions (board, participant, run_id, day, created_at, model, public_metrics,"
                 " private_metrics, sha256) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
                 (board, participant, run_id, day, created, record.name, public, private, sha))
-            return Submission(cursor.lastrowid, board, participant, run_id, day, created, record.name,
+            return Submission(sub_id, board, participant, run_id, day, created, record.name,
                               record.metrics, private_metrics, sha)
 
     def submissions(self, participant: str | None = None, board: str | None = None) -> list[Submission]:
@@ -245,7 +235,7 @@ class Store(Leaderboard):
     def close_board(self, board: str) -> str:
         """Close ``board`` (idempotent); return when it was closed."""
         with self.transaction() as conn:
-            conn.execute("INSERT OR IGNORE INTO serve_closed (board, closed_at) VALUES (?, ?)",
+            conn.execute("INSERT INTO serve_closed (board, closed_at) VALUES (?, ?) ON CONFLICT (board) DO NOTHING",
                          (board, now_utc().isoformat(timespec="seconds")))
             return conn.execute("SELECT closed_at FROM serve_closed WHERE board = ?", (board,)).fetchone()[0]
 

@@ -8,7 +8,6 @@ overfit) name none, and the verdict ranks the causes.
 from __future__ import annotations
 
 import math
-from pathlib import Path
 
 import numpy as np
 import torch
@@ -746,15 +745,16 @@ def context_check(ds, db) -> CheckResult:
     name = "baseline context"
     if db is None:
         return CheckResult(name, SKIP, "no leaderboard given (--db)", "")
-    path = Path(db)
-    if not path.exists():
-        return CheckResult(name, SKIP, f"no leaderboard at {path}", "")
-    from ...board.store import Leaderboard
+    from ...board.store import Leaderboard, db_exists, display, resolve_db_path
+
+    path = resolve_db_path(db)
+    if not db_exists(path):
+        return CheckResult(name, SKIP, f"no leaderboard at {display(path)}", "")
 
     with Leaderboard(path, create=False) as board:
         boards = board.boards([ds.fingerprint], optimum=ds.optimum)
     if not boards:
-        return CheckResult(name, SKIP, f"no runs recorded for this dataset in {path}",
+        return CheckResult(name, SKIP, f"no runs recorded for this dataset in {display(path)}",
                            f"cnnbench bench {ds.path} -b mean -b ridge gives the reference scores")
     b = max(boards, key=lambda b: b.protocol_version)
     refs = [e for e in b.entries if e.kind == "reference"]
