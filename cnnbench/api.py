@@ -393,7 +393,8 @@ def record_submission(dataset, predictions, *, name: str, notes: str = "", param
            db: str | os.PathLike | None = None):
     """Score predictions (as :func:`score`) and record them on the leaderboard, source 'submission'.
 
-    ``db``: the SQLite file or a ``postgresql://`` URL (default ``$CNNBENCH_DB``, else
+    ``params``: the model's parameter count, shown on the board. ``db``: the SQLite file or a
+    ``postgresql://`` URL (default ``$CNNBENCH_DB``, else
     ``$XDG_DATA_HOME/cnnbench/leaderboard.sqlite``). A refused submission writes nothing.
     Returns the recorded :class:`~cnnbench.board.records.RunRecord`.
     """
@@ -416,7 +417,8 @@ def record(results, *, db: str | os.PathLike | None = None, dataset: Dataset | N
     """Record runs (a :func:`run` result, a RunRecord, or a list of them) in ONE transaction.
 
     Returns the new row ids. ``dataset`` (the file the runs scored) stores its optimum and
-    preset beside them; by default it is read from the path the records name.
+    preset beside them; by default they are read from the files the records name, where
+    those still hold the same data.
     """
     from .board.records import RunRecord
     from .board.store import Leaderboard, resolve_db_path
@@ -426,8 +428,27 @@ def record(results, *, db: str | os.PathLike | None = None, dataset: Dataset | N
     bad = [type(r).__name__ for r in rows if not isinstance(r, RunRecord)]
     if bad:
         raise ParamError(f"results: {bad[0]} is not a run result or RunRecord")
-    with Leaderboard(resolve_db_path(db)) as board:
+    # The store never opens data files: the files the records name are read here, for their
+    # identity (preset, spec, optimum), when they still hold the same data.
+    known = {dataset.fingerprint} if dataset is not None else set()
+    files = []
+    for path, fingerprint in dict.fromkeys((r.dataset_path, r.fingerprint) for r in rows if r.dataset_path):
+        found = None if fingerprint in known else _dataset_if_same(path, fingerprint)
+        if found is not None:
+            files.append(found)
+            known.add(fingerprint)
+    with Leaderboard(resolve_db_path(db)) as board, board.transaction():  # all or nothing
+        for found in files:
+            board.add_dataset(found)
         return board.add_many(rows, dataset=dataset)
+
+
+def _dataset_if_same(path: str, fingerprint: str) -> Dataset | None:
+    try:
+        found = open_dataset(path)
+    except CnnbenchError:  # moved, deleted or replaced: the records alone are recorded
+        return None
+    return found if found.fingerprint == fingerprint else None
 
 
 def boards(dataset=None, *, db: str | os.PathLike | None = None) -> list:

@@ -15,6 +15,23 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
+from .errors import ParamError
+
+
+def check_output_path(path: str | os.PathLike, force: bool) -> Path:
+    """Refuse an output path that cannot be written, before any work is done."""
+    path = Path(path)
+    parent = path.parent if str(path.parent) else Path(".")
+    if not parent.is_dir():
+        raise ParamError(f"output folder {str(parent)!r} does not exist")
+    if not os.access(parent, os.W_OK):
+        raise ParamError(f"output folder {str(parent)!r} is not writable")
+    if path.is_dir():
+        raise ParamError(f"output {str(path)!r} is a folder, not a file")
+    if (path.exists() or path.is_symlink()) and not force:
+        raise ParamError(f"output {str(path)!r} already exists (use force=True to overwrite)")
+    return path
+
 
 def temp_path(path: str | os.PathLike, keep_suffix: bool = True) -> Path:
     """The hidden temporary beside ``path`` that this process writes before renaming.

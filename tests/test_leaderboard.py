@@ -13,7 +13,7 @@ from conftest import created, raw_sql
 
 from cnnbench.board.ranking import rank
 from cnnbench.board.records import COLLAPSE_R2, PROTOCOL_VERSION, RunRecord
-from cnnbench.board.render import render, render_fingerprints
+from cnnbench.board.render import render
 from cnnbench.board.store import SCHEMA_VERSION, Leaderboard, LeaderboardError, resolve_db_path
 from cnnbench.cli import main
 
@@ -333,17 +333,27 @@ def test_comparability_fingerprint_and_protocol(db):
         rank([(1, run()), (2, run(protocol_version=PROTOCOL_VERSION + 1))])
 
 
-def test_optimum_stored_from_dataset_file(db, tiny_dataset):
+def test_optimum_stored_from_the_dataset_given_the_store_never_opens_files(db, tmp_path, tiny_dataset):
+    import cnnbench
     from cnnbench.data.h5file import open_dataset
 
     ds = open_dataset(tiny_dataset)
     with Leaderboard(db) as board:
-        board.add(run(fingerprint=ds.fingerprint, dataset_path=str(tiny_dataset), score=0.75))
+        # The record names the file, but the store does not open it: only the record's own
+        # identity (family, task, preset) is stored until a caller gives the dataset.
+        board.add(run(fingerprint=ds.fingerprint, dataset_path=str(tiny_dataset), score=0.75, preset="lines-3x3"))
+        assert board.dataset_info(ds.fingerprint)["optimum"] is None
+        board.add(run(fingerprint=ds.fingerprint, dataset_path=str(tiny_dataset), score=0.75, seed=1), ds)
         info = board.dataset_info(ds.fingerprint)
         (b,) = board.boards()
     assert info["optimum"] == ds.optimum and info["preset"] == "lines-3x3"
     assert b.entries[0].kind == "optimum" and b.entries[1].gap_to_optimum == pytest.approx(0.25)
     assert b.preset == "lines-3x3"
+    # cnnbench.record, the caller, reads the file the records name (when it holds the same data).
+    other = tmp_path / "other.sqlite"
+    cnnbench.record(run(fingerprint=ds.fingerprint, dataset_path=str(tiny_dataset), score=0.75), db=other)
+    with Leaderboard(other) as board:
+        assert board.dataset_info(ds.fingerprint)["optimum"] == ds.optimum
 
 
 @pytest.fixture
@@ -362,21 +372,6 @@ def _filled(db):
             board.add(run(name="repro", seed=seed, score=acc, preset="lines-3x3"))
         board.add(run(name="majority", source="reference", seed=None, score=0.5, preset="lines-3x3"))
         board.add(run(name="ridge", task="regression", fingerprint=FP_B, score=0.7, preset="boxes-64"))
-
-
-def test_render_formats(db):
-    _filled(db)
-    with Leaderboard(db) as board:
-        boards = board.boards()
-    table = render(boards, "table")
-    assert "repro" in table and "majority (reference)" in table and "ref" in table
-    assert "| repro |" in render(boards, "markdown") or "| 1 | repro |" in render(boards, "markdown")
-    csv_text = render(boards, "csv")
-    assert csv_text.splitlines()[0].startswith("fingerprint,protocol_version")
-    assert len(csv_text.splitlines()) == 1 + 3
-    rows = json.loads(render(boards, "json"))
-    assert {"name", "metric", "score", "fingerprint"} <= set(rows[0])
-    assert render_fingerprints(db, [FP_B], "json").count('"ridge"') == 1
 
 
 def test_cli_leaderboard_formats(db):
@@ -515,6 +510,17 @@ def test_a_rare_share_is_not_rounded_away():
     from cnnbench.board.render import _share
 
     assert [_share(v) for v in (None, 0.0, 1 / 300, 0.5, 299 / 300, 1.0)] == ["-", "0%", "<1%", "50%", ">99%", "100%"]
+
+
+def test_a_board_optimum_is_typed_whatever_it_was_stored_as():
+    from cnnbench.data.optimum import Optimum
+
+    stored = {"metric": "accuracy", "value": 1.0, "exact": True, "why": "clean"}  # a file's or a board's JSON
+    board = rank([(1, run(score=0.75))], stored)
+    assert board.optimum == Optimum("accuracy", 1.0, True, "clean") == Optimum.of(board.optimum)
+    assert Optimum.of(stored).as_dict() == stored
+    assert Optimum.of(None) is None and Optimum.of({}) is None
+    assert rank([(1, run(score=0.75))], {**stored, "metric": "rmse"}).optimum is None  # not comparable
 
 
 def test_postgres_url_errors_are_one_line_and_hide_the_password(pg_url):

@@ -12,13 +12,13 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from cnnbench.data import SPLITS
 from cnnbench.data.families import notsoclevr
 from cnnbench.data.generate import build_spec, generate_arrays
 from cnnbench.data.presets import get_preset
 from cnnbench.errors import ParamError
 
 DATA = Path(__file__).parent / "data"
-SPLITS = ("train", "val", "test")
 
 
 def authors_test_positions(split: str) -> list[tuple[int, int]]:

@@ -1,5 +1,5 @@
-"""cnnbench.bench.suite and cnnbench.bench.runs from Python: run_suite and run_baselines, as
-the commands run them, with their callbacks; the plan and figures are tested in test_bench_cli."""
+"""cnnbench.bench.suite and cnnbench.bench.runs from Python: the plan, run_suite and
+run_baselines with their callbacks, the figures and the report (the commands: test_bench_cli)."""
 
 from __future__ import annotations
 
@@ -97,6 +97,111 @@ def test_run_baselines_refuses_bad_seeds(lines3, tmp_path, seeds, message):
     with pytest.raises(ParamError, match=message):
         cnnbench.run_baselines(lines3, ["majority"], seeds=seeds, db=tmp_path / "b.sqlite")
     assert not (tmp_path / "b.sqlite").exists()
+
+
+# -- the plan -------------------------------------------------------------------------------
+
+def test_suite_plan_quick_full_and_medium_on_request():
+    from cnnbench.bench.suite import choose_presets, plan
+
+    def planned(full, rungs=None):
+        return {s.preset.name: {b.name: len(seeds) for b, seeds in s.runs}
+                for s in plan(choose_presets(full, rungs), full)}
+
+    quick = planned(False)
+    # The seeds' own tasks; the expensive boxes-cnn-as-asked runs once, not ten times.
+    assert set(quick) == {"lines-3x3", "lines-16", "boxes-64", "patches-64"}
+    assert quick["lines-3x3"]["lines-cnn-as-asked"] == 10 and quick["boxes-64"]["boxes-cnn-as-asked"] == 1
+    assert "resnet" not in quick["patches-64"]
+    full = planned(True)
+    assert {"lines-32-hard", "boxes-64-hard", "patches-64-hard", "notsoclevr-quadrant"} <= set(full)
+    assert not {"boxes-64-medium", "patches-64-medium"} & set(full)
+    assert full["boxes-64"]["boxes-cnn-as-asked"] == 10
+    assert set(planned(True, ["medium"])) == {"lines-16", "boxes-64-medium", "patches-64-medium"}
+
+
+# -- figures and the report -------------------------------------------------------------------
+
+def test_figures_are_checked_from_records():
+    from cnnbench.bench.suite import check_figures, render_report
+    from cnnbench.board.records import RunRecord
+
+    def rec(name, preset, score, seed=0, task="classification", r2=0.5, spread=16.0):
+        metrics = ({"accuracy": score, "per_class_accuracy": [score, score]} if task == "classification"
+                   else {"rmse": score, "mse": score ** 2, "mae": score, "r2": r2})
+        diagnostics = {} if task == "classification" else {"prediction_std": [spread, spread],
+                                                           "target_std": [16.0, 16.0]}
+        return RunRecord(name=name, source="baseline", fingerprint="f" * 64, family="x", task=task,
+                         metrics=metrics, preset=preset, seed=seed, wall_time_s=1.0, params=10,
+                         diagnostics=diagnostics)
+
+    records = ([rec("lines-cnn-as-asked", "lines-3x3", 0.5, s) for s in range(9)]
+               + [rec("lines-cnn-as-asked", "lines-3x3", 5 / 6, 9)]
+               + [rec("lines-cnn-fixed", "lines-3x3", 1.0, s) for s in range(10)]
+               + [rec("boxes-cnn-as-asked", "boxes-64", 16.0, s, "regression", r2=0.0 if s < 7 else 0.9,
+                      spread=0.0 if s < 6 else 16.0) for s in range(10)])
+    figs = {f.claim: f for f in check_figures(records, total_wall_s=600)}
+    repro = figs["lines-cnn-as-asked never reaches 1.0 over 10 seeds, mean <= 0.6"]
+    assert repro.met is True and repro.measured == "0 of 10 seeds reach 1.0; mean accuracy 0.533"
+    assert figs["lines-cnn-fixed reaches 1.0 on all 10 seeds"].met is True
+    # Seed 6 has R² 0 but predictions as spread as the targets: poor, not collapsed.
+    assert "6 of 10 seeds collapse" in figs["boxes-cnn-as-asked collapses to the mean on most of 10 seeds"].measured
+    assert figs["best test accuracy >= 0.99"].met is None  # lines-16 not run
+    text = render_report(records, 600.0, {"lines-3x3": {"value": 1.0, "exact": True, "why": "clean"}})
+    assert "| lines-3x3 |" in text and "not run" in text and "Known optimum: accuracy 1.0000" in text
+
+
+def test_hard_rung_figure_needs_spread_between_baselines_and_room_above_the_floor():
+    from cnnbench.bench.suite import check_figures
+    from cnnbench.board.records import RunRecord
+
+    def rec(name, preset, rmse, source="baseline"):
+        return RunRecord(name=name, source=source, fingerprint="f" * 64, family="boxes", task="regression",
+                         metrics={"rmse": rmse, "mse": rmse ** 2, "mae": rmse, "r2": 0.5}, preset=preset)
+
+    def hard(records, floor):
+        figs = [f for f in check_figures(records, optimum={"boxes-64-hard": {"value": floor}})
+                if f.dataset == "boxes-64-hard"]
+        assert len(figs) == 1
+        return figs[0]
+
+    # The reference rows (mean, ridge) do not count as the worst baseline.
+    ranked = [rec("resnet", "boxes-64-hard", 1.0), rec("mlp", "boxes-64-hard", 3.5),
+              rec("mean", "boxes-64-hard", 15.0, "reference")]
+    fig = hard(ranked, 0.02)
+    assert fig.met is True and "best resnet 1.000, worst mlp 3.500 (3.5x)" in fig.measured
+    assert hard(ranked[:1] + [rec("mlp", "boxes-64-hard", 2.5)], 0.02).met is False  # only 2.5x apart
+    assert hard(ranked, 0.9).met is False  # best within 1.5x of the floor
+    assert hard(ranked[:1], 0.02).met is None  # one baseline: nothing to rank
+
+
+def test_report_solved_share_is_against_the_optimum_and_hand_notes_are_kept(tmp_path):
+    from cnnbench.bench.suite import NOTES_MARKER, kept_notes, render_report
+    from cnnbench.board.records import RunRecord
+
+    records = [RunRecord(name="lines-cnn-as-asked", source="baseline", fingerprint="f" * 64, family="lines",
+                         task="classification", metrics={"accuracy": a}, preset="lines-3x3", seed=s)
+               for s, a in enumerate([0.5, 5 / 6, 5 / 6])]
+    optimum = {"lines-3x3": {"value": 1.0, "exact": True, "why": "clean"}}
+    text = render_report(records, 60.0, optimum, whole_suite=False)
+    # No seed reached the optimum 1.0: 0 %, not the share reaching this row's own best.
+    row = next(line for line in text.splitlines() if line.startswith("| lines-cnn-as-asked |"))
+    assert row.split(" | ")[6] == "0%"
+    assert "whole suite under 20 minutes" not in text  # a narrower run claims no suite time
+    assert "| 0.1925 |" in row  # sample std of (0.5, 5/6, 5/6), as on the leaderboard
+    assert f"Dataset fingerprint: `{'f' * 64}`." in text  # the figures name the exact files
+    assert "Not part of this run" not in text
+    narrowed = render_report(records, 60.0, optimum, whole_suite=False,
+                             left_out=["notsoclevr-quadrant", "notsoclevr-uniform"])
+    assert "Not part of this run: `notsoclevr-quadrant`, `notsoclevr-uniform`" in narrowed
+    assert "CoordConv section" in narrowed
+
+    report = tmp_path / "results.md"
+    report.write_text("# Results\nold tables\n\n" + NOTES_MARKER + "\n## Notes\nwritten by hand\n")
+    rewritten = render_report(records, 60.0, optimum, kept=kept_notes(report))
+    assert "old tables" not in rewritten
+    assert rewritten.endswith(NOTES_MARKER + "\n## Notes\nwritten by hand\n")
+    assert kept_notes(tmp_path / "missing.md") == ""
 
 
 def test_run_suite_on_two_workers_records_what_one_worker_records(tmp_path):

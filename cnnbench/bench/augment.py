@@ -127,9 +127,3 @@ class Augment:
         if self.noise is not None:
             x = noise(x, _uniform(n, *self.noise, generator, x), generator)
         return x.clamp(0.0, 1.0) if self.clamp else x
-
-
-def augment_batch(x: torch.Tensor, y: torch.Tensor, generator: torch.Generator,
-                  policy: Augment | None = None) -> tuple[torch.Tensor, torch.Tensor]:
-    """Augment images ``x``; the targets ``y`` come back unchanged (the transforms keep labels)."""
-    return (policy or Augment())(x, generator), y

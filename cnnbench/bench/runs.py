@@ -14,10 +14,11 @@ from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass
 from pathlib import Path
 
+from ..atomic import check_output_path
 from ..baselines import Baseline, applicable, get_baseline
 from ..board.records import RunRecord
 from ..board.store import Leaderboard, resolve_db_path
-from ..data.h5file import Dataset, check_output_path, open_dataset
+from ..data.h5file import Dataset, open_dataset
 from ..data.streaming import DEFAULT_MEMORY_BUDGET
 from ..errors import ParamError
 from .distributed import is_writer

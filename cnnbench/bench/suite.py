@@ -23,13 +23,14 @@ from pathlib import Path
 import torch
 
 from .. import __version__
-from ..atomic import write_text
+from ..atomic import check_output_path, write_text
 from ..baselines import Baseline, applicable, get_baseline
 from ..board.ranking import same_score
 from ..board.records import COLLAPSE_RULE, PRIMARY_METRIC, RunRecord
 from ..board.store import Leaderboard, resolve_db_path
 from ..data.generate import write_dataset
-from ..data.h5file import FORMAT_VERSION, check_output_path, format_version_of, open_dataset
+from ..data.h5file import FORMAT_VERSION, format_version_of, open_dataset
+from ..data.optimum import Optimum
 from ..data.presets import Preset, all_presets
 from ..data.streaming import DEFAULT_MEMORY_BUDGET
 from ..errors import CnnbenchError, ParamError
@@ -171,7 +172,7 @@ class SuiteResult:
     steps: list[Step]
     records: list[RunRecord]
     fingerprints: list[str]  # the datasets run, in order, each once
-    optimum: dict[str, dict | None]  # by preset name
+    optimum: dict[str, Optimum | None]  # by preset name
     wall_s: float  # the whole suite, generation included
     db: Path
     report: Path | None = None
@@ -251,7 +252,7 @@ def run_suite(*, full: bool = False, rungs=None, presets: list[str] | None = Non
             file, made = ensure_dataset(preset, data_dir, update)
         ds = open_dataset(file)
         fingerprints.append(ds.fingerprint)
-        optimum[preset.name] = ds.optimum
+        optimum[preset.name] = Optimum.of(ds.optimum)
         shape = ds.shapes["train"]["images"][1:]
         # Named baselines run whatever the image size; by default the pixel models keep to theirs.
         runs = [(b, s) for b, s in step.runs if baselines or b.fits(shape)]
@@ -319,15 +320,17 @@ class Summary:
     extra: dict = field(default_factory=dict)
 
 
-def solved_accuracy(records: list[RunRecord], dataset: str, optimum: dict | None) -> float:
+def solved_accuracy(records: list[RunRecord], dataset: str, optimum: Optimum | dict | None) -> float:
     """The accuracy a seed must reach to count as solved: the optimum where known, else the
     best any run reached on that dataset (the leaderboard's rule)."""
-    if optimum and optimum.get("value") is not None:
-        return optimum["value"]
+    optimum = Optimum.of(optimum)
+    if optimum and optimum.value is not None:
+        return optimum.value
     return max(r.score for r in records if (r.preset or r.dataset_path) == dataset)
 
 
-def summarize(records: list[RunRecord], optimum: dict[str, dict | None] | None = None) -> list[Summary]:
+def summarize_runs(records: list[RunRecord], optimum: dict[str, Optimum | dict | None] | None = None) -> list[Summary]:
+    """One :class:`Summary` per (dataset, baseline): its runs over the training seeds, for the report."""
     out = []
     for (dataset, name), rs in group(records).items():
         metric, higher = PRIMARY_METRIC[rs[0].task]
@@ -361,7 +364,7 @@ def _runs(records, dataset, name):
 
 
 def check_figures(records: list[RunRecord], total_wall_s: float | None = None,
-                  optimum: dict[str, dict | None] | None = None) -> list[Figure]:
+                  optimum: dict[str, Optimum | dict | None] | None = None) -> list[Figure]:
     """The benchmark's promised figures, each checked against the runs that were made.
 
     ``optimum``: each preset's recorded optimum (the floor the hard rungs must leave room
@@ -455,7 +458,8 @@ def check_figures(records: list[RunRecord], total_wall_s: float | None = None,
             higher = PRIMARY_METRIC[task][1]
             order = sorted(means, key=means.get, reverse=higher)
             best, worst = order[0], order[-1]
-            floor = ((optimum or {}).get(dataset) or {}).get("value")
+            known = Optimum.of((optimum or {}).get(dataset))
+            floor = known.value if known else None
             if higher:
                 text = (f"best {best} {means[best]:.4f}, worst {worst} {means[worst]:.4f} "
                         f"({100 * (means[best] - means[worst]):.1f} points apart)")
@@ -554,7 +558,7 @@ def kept_notes(path: str | os.PathLike) -> str:
     return text[at:] if at >= 0 else ""
 
 
-def render_report(records: list[RunRecord], total_wall_s: float, optimum: dict[str, dict | None],
+def render_report(records: list[RunRecord], total_wall_s: float, optimum: dict[str, Optimum | dict | None],
                   command: str = "cnnbench suite --full", whole_suite: bool = True, kept: str = "",
                   left_out: list[str] | None = None) -> str:
     """``docs/results.md``: the figures table and every baseline's result, from these runs.
@@ -599,7 +603,7 @@ def render_report(records: list[RunRecord], total_wall_s: float, optimum: dict[s
     for f in check_figures(records, total_wall_s if whole_suite else None, optimum):
         mark = {True: "yes", False: "**no**", None: "not run"}[f.met]
         lines.append(f"| {f.dataset} | {f.claim} | {f.measured} | {mark} |")
-    summaries = summarize(records, optimum)
+    summaries = summarize_runs(records, optimum)
     for dataset in dict.fromkeys(s.dataset for s in summaries):
         rows = [s for s in summaries if s.dataset == dataset]
         metric = rows[0].metric
@@ -609,10 +613,10 @@ def render_report(records: list[RunRecord], total_wall_s: float, optimum: dict[s
         prints = list(dict.fromkeys(r.fingerprint for r in records if (r.preset or r.dataset_path) == dataset))
         lines += [f"Dataset fingerprint{'s' if len(prints) > 1 else ''}: "
                   + ", ".join(f"`{fp}`" for fp in prints) + ".", ""]
-        opt = optimum.get(dataset)
+        opt = Optimum.of(optimum.get(dataset))
         if opt:
-            lines += [f"Known optimum: {metric} {_fmt(opt.get('value'), metric)} "
-                      f"({'exact' if opt.get('exact') else 'estimate'}: {opt.get('why', '')}).", ""]
+            lines += [f"Known optimum: {metric} {_fmt(opt.value, metric)} "
+                      f"({'exact' if opt.exact else 'estimate'}: {opt.why}).", ""]
         head = f"| baseline | seeds | mean {metric} | std | best | worst |"
         sep = "|---|---|---|---|---|---|"
         if metric == "accuracy":

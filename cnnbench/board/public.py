@@ -17,8 +17,9 @@ from pathlib import Path
 import h5py
 import numpy as np
 
+from ..atomic import check_output_path
 from ..data.generate import first_samples, spec_from_dict
-from ..data.h5file import SPLITS, Dataset, DatasetWriter, check_fingerprint, check_output_path, open_dataset
+from ..data.h5file import SPLITS, Dataset, DatasetWriter, check_fingerprint, open_dataset
 from ..data.shards import refuse_shard
 from ..errors import CnnbenchError, FormatError, ParamError, UnknownNameError
 

@@ -19,6 +19,8 @@ import json
 import math
 from dataclasses import asdict, dataclass, field
 
+from ..data import SPLITS
+from ..data.optimum import Optimum
 from .records import PRIMARY_METRIC, RunRecord, config_key, finite_json
 
 # Scores this close (relative to their size, at least 1) are equal: floats from different sums.
@@ -48,7 +50,7 @@ class Entry:
     # better than the optimum, impossible when it is exact (a leak or a bug), see beyond_optimum.
     gap_to_optimum: float | None = None
     beyond_optimum: bool = False
-    params: int | None = None
+    params: int | None = None  # the model's parameter count (RunRecord.params), not generator parameters
     config: dict = field(default_factory=dict)
     metrics: dict = field(default_factory=dict)  # mean over seeds of every scalar test metric
     run_ids: list = field(default_factory=list)
@@ -73,7 +75,7 @@ class Board:
     preset: str | None
     metric: str
     higher_is_better: bool
-    optimum: dict | None
+    optimum: Optimum | None
     entries: list[Entry]
     solved_target: float | None = None  # the accuracy a seed must reach to count as solved
     split_sizes: dict = field(default_factory=dict)  # train/val/test sizes, from the records
@@ -84,7 +86,7 @@ class Board:
         two files made without a preset."""
         if self.preset:
             return self.preset
-        sizes = "/".join(str(self.split_sizes[s]) for s in ("train", "val", "test") if s in self.split_sizes)
+        sizes = "/".join(str(self.split_sizes[s]) for s in SPLITS if s in self.split_sizes)
         return f"{self.family} {self.fingerprint[:8]}" + (f" ({sizes})" if sizes else "")
 
     @property
@@ -139,7 +141,8 @@ def same_score(a: float, b: float) -> bool:
     return abs(a - b) <= SCORE_TOL * max(1.0, abs(a), abs(b))
 
 
-def rank(rows: list[tuple[int, RunRecord]], optimum: dict | None = None, preset: str | None = None) -> Board:
+def rank(rows: list[tuple[int, RunRecord]], optimum: Optimum | dict | None = None,
+         preset: str | None = None) -> Board:
     """Group runs of one fingerprint and protocol version into a ranked :class:`Board`.
 
     ``rows`` are ``(row id, record)`` pairs; they must share fingerprint and protocol version.
@@ -150,7 +153,8 @@ def rank(rows: list[tuple[int, RunRecord]], optimum: dict | None = None, preset:
     if any(r.fingerprint != first.fingerprint or r.protocol_version != first.protocol_version for _, r in rows):
         raise ValueError("rank() mixes fingerprints or protocol versions: not comparable")
     metric, higher = PRIMARY_METRIC[first.task]
-    if optimum and optimum.get("metric") != metric:
+    optimum = Optimum.of(optimum)  # a stored board's optimum comes as its JSON dict
+    if optimum and optimum.metric != metric:
         optimum = None  # an optimum in another metric is not comparable with this board
 
     # One group per recipe; within it the latest run of each seed. Reference predictors are
@@ -166,7 +170,7 @@ def rank(rows: list[tuple[int, RunRecord]], optimum: dict | None = None, preset:
 
     best_accuracy = None
     if metric == "accuracy":
-        best_accuracy = (optimum["value"] if optimum else
+        best_accuracy = (optimum.value if optimum else
                          max(r.score for _, r in rows))
 
     entries = []
@@ -195,13 +199,13 @@ def rank(rows: list[tuple[int, RunRecord]], optimum: dict | None = None, preset:
             known = [r.collapsed for r in records if r.collapsed is not None]
             entry.collapsed_share = sum(known) / len(known) if known else None
         if optimum:
-            gap = optimum["value"] - entry.score if higher else entry.score - optimum["value"]
+            gap = optimum.value - entry.score if higher else entry.score - optimum.value
             entry.gap_to_optimum = gap
-            entry.beyond_optimum = gap < 0 and not same_score(entry.score, optimum["value"])
+            entry.beyond_optimum = gap < 0 and not same_score(entry.score, optimum.value)
         entries.append(entry)
     if optimum:
-        entries.append(Entry(kind="optimum", name="known optimum", source="dataset", score=optimum["value"],
-                             gap_to_optimum=0.0, notes=optimum.get("why", ""), exact=optimum.get("exact"),
+        entries.append(Entry(kind="optimum", name="known optimum", source="dataset", score=optimum.value,
+                             gap_to_optimum=0.0, notes=optimum.why, exact=optimum.exact,
                              n_seeds=0))
 
     # Best first; the optimum sorts above any model tied with it. Standard competition ranking:

@@ -52,7 +52,7 @@ class RunRecord:
     preset: str | None = None
     split_sizes: dict = field(default_factory=dict)
     val_metrics: dict = field(default_factory=dict)
-    params: int | None = None  # parameter count (a closed-form fit's weights included)
+    params: int | None = None  # the model's parameter count (a closed-form fit's weights included)
     epochs: int | None = None
     best_epoch: int | None = None
     wall_time_s: float | None = None

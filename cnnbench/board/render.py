@@ -101,7 +101,7 @@ def _beyond_note(board: Board) -> str:
     """The footnote for rows better than the known optimum, when there are any."""
     if not board.beyond_optimum_rows:
         return ""
-    if board.optimum.get("exact"):
+    if board.optimum.exact:
         why = "impossible for an exact optimum: the test labels leaked, or a bug"
     else:
         why = "the optimum is an estimate, and these rows show it is not a bound"
@@ -296,7 +296,7 @@ def _chart(board: Board, width: int = 720) -> str:
         parts.append(f'<text x="{label_w + bar_w * frac:.1f}" y="{axis_y + 14}" text-anchor="middle" '
                      f'fill="#4a5568">{_num(hi * frac, 2)}</text>')
     if board.optimum:
-        ox = x(board.optimum["value"])
+        ox = x(board.optimum.value)
         parts.append(f'<line x1="{ox:.1f}" x2="{ox:.1f}" y1="{top}" y2="{axis_y}" stroke="{OPTIMUM_COLOUR}" '
                      f'stroke-dasharray="4 3" stroke-width="1.5"/>')
     if clipped:

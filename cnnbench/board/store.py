@@ -32,7 +32,7 @@ from contextlib import contextmanager
 from dataclasses import asdict
 from datetime import UTC, datetime
 
-from ..errors import CnnbenchError, CnnbenchWarning
+from ..errors import CnnbenchWarning
 from .db import DB_ENV, LeaderboardError, db_exists, default_db_path, display, is_url, open_backend, resolve_db_path
 from .ranking import Board, rank
 from .records import PRIMARY_METRIC, RunRecord, config_key, finite_json, hidden_chars, record_problem
@@ -334,8 +334,8 @@ class Leaderboard:
 
         ``dataset`` (an :class:`~cnnbench.data.h5file.Dataset`) gives the file's identity (preset,
         spec, class or target names, optimum), stored with its fingerprint the first time and
-        checked against what is stored ever after; without it, the file at
-        ``record.dataset_path`` is read for it when it still exists and has the same fingerprint.
+        checked against what is stored ever after; without it, only what the record says
+        (family, task, preset) is. The store never opens a dataset file: its caller does.
         """
         return self.add_many([record], dataset)[0]
 
@@ -354,8 +354,6 @@ class Leaderboard:
         for record in records:
             if record.fingerprint not in identities:
                 same = dataset if dataset is not None and dataset.fingerprint == record.fingerprint else None
-                if same is None and record.dataset_path:
-                    same = _dataset_if_same(record.dataset_path, record.fingerprint)
                 identities[record.fingerprint] = ((dataset_identity(same), str(same.path)) if same is not None
                                                   else ({}, f"run {record.name!r}"))
             identity, where = identities[record.fingerprint]
@@ -606,12 +604,3 @@ def _check_record(record: RunRecord) -> None:
     if problem:
         raise LeaderboardError(f"run {_brief(str(record.name), 80)!r} not recorded: it has {problem}")
 
-
-def _dataset_if_same(path: str, fingerprint: str):
-    from ..data.h5file import open_dataset  # h5py only when a file has to be read
-
-    try:
-        dataset = open_dataset(path)
-    except CnnbenchError:
-        return None
-    return dataset if dataset.fingerprint == fingerprint else None

@@ -6,13 +6,13 @@ import json
 
 import click
 
-from ..atomic import write_text
+from ..atomic import check_output_path, write_text
 from ..bench.distributed import is_writer
 from ..board.predictions import prepare_submission
 from ..board.public import export_public
 from ..board.render import FORMATS, printable, render, render_html
 from ..board.store import Leaderboard, display, resolve_db_path
-from ..data.h5file import check_output_path, open_dataset
+from ..data.h5file import open_dataset
 from ..data.presets import all_presets, get_preset
 from ..errors import ParamError
 from . import main

@@ -10,10 +10,11 @@ from contextlib import contextmanager
 import click
 from click.core import ParameterSource
 
-from ..data.describe import format_summary, summarize
+from ..atomic import check_output_path
+from ..data import SPLITS
+from ..data.describe import describe_dataset, format_description
 from ..data.families import FAMILIES
 from ..data.generate import Spec, build_spec, total_samples, write_dataset
-from ..data.h5file import check_output_path
 from ..data.params import COMMON_PARAMS, MAX_WORKERS, Param
 from ..data.presets import all_presets, get_preset
 from ..data.show import render_grid
@@ -108,7 +109,7 @@ def _write(spec: Spec, out: str, force: bool, workers: int, quiet: bool, shard: 
     with progress_bar(total_samples(spec), label, quiet) as update:
         fingerprint = write_dataset(spec, out, force=force, workers=workers, progress=update)
     if not quiet:
-        sizes = "/".join(str(spec.sizes[s]) for s in ("train", "val", "test"))
+        sizes = "/".join(str(spec.sizes[s]) for s in SPLITS)
         click.echo(f"wrote {out}: {spec.family}, train/val/test {sizes}, fingerprint {fingerprint[:12]}")
 
 
@@ -224,14 +225,14 @@ def presets(as_json, family, rung):
 @click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
 def info(path, as_json):
     """Describe a dataset file: family, spec, splits, targets, optimum, fingerprint."""
-    summary = summarize(path)
-    click.echo(json.dumps(summary, indent=2) if as_json else format_summary(summary))
+    summary = describe_dataset(path)
+    click.echo(json.dumps(summary, indent=2) if as_json else format_description(summary))
 
 
 @main.command()
 @click.argument("path", type=click.Path(dir_okay=False))
 @click.option("--out", required=True, type=click.Path(dir_okay=False), help="PNG file to write.")
-@click.option("--split", type=click.Choice(["train", "val", "test"]), default="train", show_default=True)
+@click.option("--split", type=click.Choice(SPLITS), default="train", show_default=True)
 @click.option("-n", "--n", "count", type=click.IntRange(min=1), default=16, show_default=True,
               help="Number of samples (the first ones of the split).")
 @click.option("--force", is_flag=True, help="Overwrite an existing --out file.")

@@ -4,13 +4,14 @@ from __future__ import annotations
 
 import click
 
+from ..data import SPLITS
 from ..data.generate import Spec
 from . import main
 from .data import progress_bar
 
 
 def _sizes(sizes: dict) -> str:
-    return "/".join(str(sizes[s]) for s in ("train", "val", "test"))
+    return "/".join(str(sizes[s]) for s in SPLITS)
 
 
 def write_one_shard(spec: Spec, out: str, shard: str, force: bool, workers: int, quiet: bool) -> None:
@@ -55,12 +56,12 @@ def merge(shards, out, virtual, force, quiet):
     from ..data.shards import open_shards
 
     found = open_shards(shards)  # refusals (missing, duplicated, mixed) before any work
-    total = sum(s.ds.split_size(split) for s in found for split in ("train", "val", "test"))
+    total = sum(s.ds.split_size(split) for s in found for split in SPLITS)
     with progress_bar(total, f"merge {len(found)} shards -> {out}", quiet) as update:
         fingerprint = merge_shards(shards, out, force=force, virtual=virtual, progress=update)
     if not quiet:
         ds = found[0].ds
-        sizes = {s: sum(f.ds.split_size(s) for f in found) for s in ("train", "val", "test")}
+        sizes = {s: sum(f.ds.split_size(s) for f in found) for s in SPLITS}
         how = " (virtual: reads the shards, keep them beside it)" if virtual else ""
         click.echo(f"wrote {out}: {ds.family}, {len(found)} shards, train/val/test {_sizes(sizes)}, "
                    f"fingerprint {fingerprint[:12]}{how}")

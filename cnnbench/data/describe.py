@@ -23,7 +23,7 @@ def _target_stats(dataset: Dataset, targets: np.ndarray) -> dict:
     return {"target_stats": stats}
 
 
-def summarize(path: str | os.PathLike) -> dict:
+def describe_dataset(path: str | os.PathLike) -> dict:
     """A JSON-ready description of a dataset file (reads only the targets, not the images)."""
     dataset = open_dataset(path)
     splits = {}
@@ -50,8 +50,8 @@ def summarize(path: str | os.PathLike) -> dict:
     }
 
 
-def format_summary(info: dict) -> str:
-    """The human-readable form of :func:`summarize`."""
+def format_description(info: dict) -> str:
+    """The human-readable form of :func:`describe_dataset`."""
     lines = [
         f"{info['path']}",
         f"  family       {info['family']} ({info['task']})",

@@ -21,9 +21,9 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from ..atomic import signals_allowed
+from ..atomic import check_output_path, signals_allowed
 from .families import SPLITS, Optimum, get_family
-from .h5file import DatasetWriter, check_output_path
+from .h5file import DatasetWriter
 from .params import COMMON_PARAMS, resolve
 
 # Part of the format: changing it changes every dataset's bytes.

@@ -24,11 +24,11 @@ import h5py
 import numpy as np
 
 from .. import __version__
-from ..atomic import raise_pending, remove_stale_temporaries, signals_deferred, temp_path
+from ..atomic import check_output_path, raise_pending, remove_stale_temporaries, signals_deferred, temp_path
 from ..errors import FormatError, ParamError
+from . import SPLITS
 
 FORMAT_VERSION = 2
-SPLITS = ("train", "val", "test")
 TASK_METRIC = {"classification": "accuracy", "regression": "rmse"}
 # gzip is built into every HDF5 library, so any HDF5 reader opens the files (lzf is h5py's
 # own, and no faster here). Measured per family (benchmarks/bench.py, docs/performance.md):
@@ -100,21 +100,6 @@ def fingerprint_from(ident: dict, array_lines) -> str:
     for line in array_lines:
         outer.update(line)
     return outer.hexdigest()
-
-
-def check_output_path(path: str | os.PathLike, force: bool) -> Path:
-    """Refuse an output path that cannot be written, before any work is done."""
-    path = Path(path)
-    parent = path.parent if str(path.parent) else Path(".")
-    if not parent.is_dir():
-        raise ParamError(f"output folder {str(parent)!r} does not exist")
-    if not os.access(parent, os.W_OK):
-        raise ParamError(f"output folder {str(parent)!r} is not writable")
-    if path.is_dir():
-        raise ParamError(f"output {str(path)!r} is a folder, not a file")
-    if (path.exists() or path.is_symlink()) and not force:
-        raise ParamError(f"output {str(path)!r} already exists (use force=True to overwrite)")
-    return path
 
 
 class _GuardedFile(io.RawIOBase):

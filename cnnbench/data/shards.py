@@ -33,7 +33,7 @@ import h5py
 import numpy as np
 
 from .. import __version__
-from ..atomic import atomic_path
+from ..atomic import atomic_path, check_output_path
 from ..errors import FormatError, ParamError
 from .families import SPLITS, get_family
 from .generate import BLOCK_SIZE, Spec, _draw_block, iter_split, oracle_optimum, plan_rng, root_attrs, spec_from_dict
@@ -41,7 +41,6 @@ from .h5file import (
     FORMAT_VERSION,
     Dataset,
     DatasetWriter,
-    check_output_path,
     fingerprint_from,
     fingerprint_line,
     identity,

@@ -7,9 +7,9 @@ import os
 import numpy as np
 from PIL import Image, ImageDraw
 
-from ..atomic import atomic_path
+from ..atomic import atomic_path, check_output_path
 from ..errors import ParamError
-from .h5file import check_output_path, open_dataset
+from .h5file import open_dataset
 
 CELL = 128  # target cell side in pixels; images are upscaled by an integer factor to reach it
 LABEL_HEIGHT = 14

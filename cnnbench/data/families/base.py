@@ -8,9 +8,11 @@ from typing import Any
 
 import numpy as np
 
+from .. import SPLITS
+from ..optimum import Optimum
 from ..params import Param
 
-SPLITS = ("train", "val", "test")
+__all__ = ["SPLITS", "Family", "Optimum"]
 
 # A plan is what a family decides once per split before drawing blocks (e.g. which grid
 # positions go to which split). Most families need none.
@@ -18,23 +20,6 @@ PlanFn = Callable[[dict, str, int], Any]
 
 # draw(params, split, start, stop, rng, plan) -> {"images": uint8 (n,H,W,C), "targets": ..., extras}
 DrawFn = Callable[[dict, str, int, int, np.random.Generator, Any], dict]
-
-
-@dataclass(frozen=True)
-class Optimum:
-    """The best score any model can reach on the test split, where the generator knows it.
-
-    ``exact`` is False when the value is an estimate (e.g. from an oracle given the
-    recorded nuisance factors) rather than a consequence of how the data was made.
-    """
-
-    metric: str  # "accuracy" or "rmse"
-    value: float
-    exact: bool
-    why: str
-
-    def as_dict(self) -> dict:
-        return {"metric": self.metric, "value": self.value, "exact": self.exact, "why": self.why}
 
 
 @dataclass(frozen=True)

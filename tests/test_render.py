@@ -1,7 +1,9 @@
-"""The static HTML leaderboard: self-contained, and drawn by a real headless browser."""
+"""cnnbench.board.render: the text, Markdown, CSV and JSON boards, and the static HTML page
+(self-contained, and drawn by a real headless browser)."""
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import shutil
@@ -13,7 +15,14 @@ from click.testing import CliRunner
 from PIL import Image
 
 from cnnbench.board.records import RunRecord
-from cnnbench.board.render import MODEL_COLOUR, OPTIMUM_COLOUR, REFERENCE_COLOUR, render_html
+from cnnbench.board.render import (
+    MODEL_COLOUR,
+    OPTIMUM_COLOUR,
+    REFERENCE_COLOUR,
+    render,
+    render_fingerprints,
+    render_html,
+)
 from cnnbench.board.store import Leaderboard
 from cnnbench.cli import main
 
@@ -26,6 +35,25 @@ def _rec(name, score, seed, source="baseline", fp="c" * 64, task="classification
                else {"rmse": score, "mse": score ** 2, "mae": score, "r2": r2})
     return RunRecord(name=name, source=source, fingerprint=fp, family="lines", task=task,
                      metrics=metrics, seed=seed, preset="lines-3x3" if task == "classification" else "boxes-64")
+
+
+def test_render_formats(tmp_path):
+    db = tmp_path / "b.sqlite"
+    with Leaderboard(db) as board:
+        for seed, acc in enumerate([0.5, 1.0]):
+            board.add(_rec("repro", acc, seed))
+        board.add(_rec("majority", 0.5, None, source="reference"))
+        board.add(_rec("ridge", 0.7, 0, fp="d" * 64, task="regression"))
+        boards = board.boards()
+    table = render(boards, "table")
+    assert "repro" in table and "majority (reference)" in table and "ref" in table
+    assert "| repro |" in render(boards, "markdown") or "| 1 | repro |" in render(boards, "markdown")
+    csv_text = render(boards, "csv")
+    assert csv_text.splitlines()[0].startswith("fingerprint,protocol_version")
+    assert len(csv_text.splitlines()) == 1 + 3
+    rows = json.loads(render(boards, "json"))
+    assert {"name", "metric", "score", "fingerprint"} <= set(rows[0])
+    assert render_fingerprints(db, ["d" * 64], "json").count('"ridge"') == 1
 
 
 @pytest.fixture
