@@ -165,11 +165,17 @@ class Leaderboard:
 
         Refuses another program's database, a newer cnnbench's, or one with tables missing.
         """
-        try:
-            version = conn.schema_version()
-            names = conn.table_names()
-        except self._db.errors as exc:
-            raise self._error(exc) from None
+        for attempt in range(2):
+            try:
+                version = conn.schema_version()
+                names = conn.table_names()
+            except self._db.errors as exc:
+                raise self._error(exc) from None
+            # The two reads are not one snapshot: a writer creating the schema may commit
+            # between them (its tables appear with a version, at once). Read again once.
+            if attempt == 0 and ((version == 0 and names) or (version > 0 and not {"runs", "datasets"} <= names)):
+                continue
+            break
         problem = None
         if version > SCHEMA_VERSION:
             problem = (f"schema version {version} is newer than this cnnbench reads ({SCHEMA_VERSION}); "
