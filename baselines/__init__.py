@@ -84,15 +84,16 @@ class Baseline:
 
     def fits(self, image_shape: tuple) -> bool:
         """Whether images of this (H, W, C) are small enough for it (``max_inputs`` values)."""
-        size = 1
-        for d in image_shape:
-            size *= int(d)
-        return self.max_inputs is None or size <= self.max_inputs
+        return self.max_inputs is None or _values(image_shape) <= self.max_inputs
 
     def quick_on(self, image_shape: tuple) -> bool:
         """Whether the default (quick) suite runs it on images of this (H, W, C)."""
-        return self.quick and (self.quick_max_inputs is None
-                               or math.prod(int(d) for d in image_shape) <= self.quick_max_inputs)
+        return self.quick and (self.quick_max_inputs is None or _values(image_shape) <= self.quick_max_inputs)
+
+
+def _values(image_shape: tuple) -> int:
+    """Values per image: H * W * C."""
+    return math.prod(int(d) for d in image_shape)
 
 
 def _collect() -> dict[str, Baseline]:

@@ -125,14 +125,12 @@ def run_jobs(jobs: Sequence[Job], workers: int, *,
              on_start: Callable[[int], None] | None = None,
              on_progress: Callable[[int, tuple], None] | None = None,
              on_finish: Callable[[int], None] | None = None,
-             on_done: Callable[[int, Done], None] | None = None,
-             heartbeat: Callable[[], None] | None = None) -> list[Done]:
+             on_done: Callable[[int, Done], None] | None = None) -> list[Done]:
     """Run ``jobs`` on ``workers`` processes; ``on_done`` is called in job order.
 
     ``on_start(i)`` when job i is handed to a worker, ``on_progress(i, args)`` with the
     protocol's per-epoch progress arguments, ``on_finish(i)`` as soon as job i has ended
-    (in any order), ``heartbeat()`` about every half second while
-    waiting (for progress lines on long runs). The first error stops the remaining jobs and
+    (in any order). The first error stops the remaining jobs and
     is raised here, after the records of every job before it were handed to ``on_done``.
     """
     if workers < 1:
@@ -163,13 +161,11 @@ def run_jobs(jobs: Sequence[Job], workers: int, *,
         while pending and (error is None or min(pending.values()) < error[0]):
             done, _ = wait(pending, timeout=0.5, return_when=FIRST_COMPLETED)
             _drain(progress_queue, on_progress)
-            if heartbeat:
-                heartbeat()
             for future in done:
                 index = pending.pop(future)
                 if on_finish:
                     on_finish(index)
-                index, result, failure = future.result()
+                _, result, failure = future.result()
                 if failure is not None:
                     if error is None or index < error[0]:
                         error = (index, failure)
@@ -184,11 +180,10 @@ def run_jobs(jobs: Sequence[Job], workers: int, *,
                 next_to_hand += 1
             if error is None:
                 submit_more()
-    except BaseException:
-        _terminate(pool)  # a Ctrl-C must not wait for runs of minutes to end
-        raise
     finally:
-        if pending:  # only after an error: later jobs are abandoned, not awaited
+        # After an error or a Ctrl-C, the jobs still running are abandoned, not awaited
+        # (a run can take minutes).
+        if pending:
             _terminate(pool)
         pool.shutdown(wait=True, cancel_futures=True)
         progress_queue.close()
