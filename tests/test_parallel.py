@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from cnnbench.bench.parallel import Job, run_jobs
+from cnnbench.bench.parallel import Job, run_jobs, start_order
 from cnnbench.data.h5file import open_dataset
 from cnnbench.errors import CnnbenchError
 
@@ -40,3 +40,33 @@ def test_an_error_keeps_the_records_before_it_and_raises_the_same_class(lines3, 
     with pytest.raises(CnnbenchError) as direct:
         open_dataset(tmp_path / "missing.h5")
     assert type(info.value) is type(direct.value)  # the worker's error class survives the trip
+
+
+def test_costliest_jobs_start_first_and_records_keep_job_order(lines3):
+    jobs = [Job(str(lines3), "majority", 0), Job(str(lines3), "lines-cnn-fixed", 0, epochs=2),
+            Job(str(lines3), "lines-cnn-as-asked", 0, epochs=2)]
+    started, handed = [], []
+    done = run_jobs(jobs, 1, costs=[0.0, 5.0, 9.0], on_start=started.append,
+                    on_done=lambda i, d: handed.append(i))
+    assert started == [2, 1, 0]
+    assert handed == [0, 1, 2]
+    assert [_metrics(d) for d in done] == [_metrics(d) for d in run_jobs(jobs, 1)]
+
+
+def test_start_order_ties_keep_job_order_and_counts_must_match():
+    assert start_order(4, None) == [0, 1, 2, 3]
+    assert start_order(4, [1.0, 3.0, 1.0, 3.0]) == [1, 3, 0, 2]
+    with pytest.raises(CnnbenchError, match="costs: 2 given for 3 jobs"):
+        start_order(3, [1.0, 2.0])
+
+
+def test_an_error_still_runs_the_jobs_before_it_that_had_not_started(lines3, tmp_path):
+    # The failing job and the one after it start first; the cheap job before them still runs.
+    jobs = [Job(str(lines3), "majority", 0), Job(str(tmp_path / "missing.h5"), "majority", 0),
+            Job(str(lines3), "lines-cnn-fixed", 0, epochs=2)]
+    started, handed = [], []
+    with pytest.raises(CnnbenchError, match="missing.h5"):
+        run_jobs(jobs, 1, costs=[0.0, 2.0, 1.0], on_start=started.append,
+                 on_done=lambda i, d: handed.append(i))
+    assert started == [1, 0]  # job 2, after the error, never starts
+    assert handed == [0]

@@ -32,3 +32,17 @@ def test_short_work_prints_nothing_and_disabled_prints_nothing():
 def test_before_any_report_the_line_says_running():
     lines = ProgressLines("lines-16: ridge seed 0", "epochs", enabled=False)
     assert lines.line().startswith("lines-16: ridge seed 0: running, ")
+
+
+def test_the_eta_counts_the_rate_up_to_the_last_unit_not_up_to_now(monkeypatch):
+    now = [100.0]
+    monkeypatch.setattr(time, "monotonic", lambda: now[0])
+    lines = ProgressLines("boxes-64: boxes-cnn-fixed seed 0", "epochs", enabled=False)
+    now[0] = 145.0
+    lines.update(1, 3)  # the first epoch took 45 s
+    assert lines.eta() == 90.0
+    now[0] = 180.0  # 35 s into the second epoch: 55 s left, not 2 x 80 s
+    assert lines.eta() == 55.0
+    assert lines.line().endswith("1/3 epochs, 1 min 20 s, ETA 55 s")
+    now[0] = 300.0  # slower than the rate so far: the ETA floors at zero
+    assert lines.eta() == 0.0

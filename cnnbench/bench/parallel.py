@@ -121,17 +121,20 @@ def _reraise(error: tuple[str, str]):
 # The parent side
 
 
-def run_jobs(jobs: Sequence[Job], workers: int, *,
+def run_jobs(jobs: Sequence[Job], workers: int, *, costs: Sequence[float] | None = None,
              on_start: Callable[[int], None] | None = None,
              on_progress: Callable[[int, tuple], None] | None = None,
              on_finish: Callable[[int], None] | None = None,
              on_done: Callable[[int, Done], None] | None = None) -> list[Done]:
     """Run ``jobs`` on ``workers`` processes; ``on_done`` is called in job order.
 
-    ``on_start(i)`` when job i is handed to a worker, ``on_progress(i, args)`` with the
-    protocol's per-epoch progress arguments, ``on_finish(i)`` as soon as job i has ended
-    (in any order). The first error stops the remaining jobs and
-    is raised here, after the records of every job before it were handed to ``on_done``.
+    ``costs``: each job's expected time, in any unit; the costliest start first (longest
+    processing time first), so that a long run does not start last and keep one core busy
+    while the others idle. Only the start order changes, never a record or the order
+    ``on_done`` sees. ``on_start(i)`` when job i is handed to a worker, ``on_progress(i,
+    args)`` with the protocol's per-epoch progress arguments, ``on_finish(i)`` as soon as
+    job i has ended (in any order). The first error (in job order) stops the jobs after it
+    and is raised here, once every job before it has run and been handed to ``on_done``.
     """
     if workers < 1:
         raise CnnbenchError(f"workers: {workers} must be at least 1")
@@ -146,19 +149,21 @@ def run_jobs(jobs: Sequence[Job], workers: int, *,
                                initargs=(progress_queue,))
     try:
         # Submit at most `workers` jobs ahead, so on_start means "running", not "queued".
-        todo = list(enumerate(jobs))
+        todo = start_order(len(jobs), costs)
         todo.reverse()
 
         def submit_more():
             while todo and len(pending) < workers:
-                i, job = todo.pop()
-                pending[pool.submit(_run_job, i, job)] = i
+                i = todo.pop()
+                pending[pool.submit(_run_job, i, jobs[i])] = i
                 if on_start:
                     on_start(i)
 
+        def needed() -> bool:  # after an error, only the jobs before it still count
+            return any(i < error[0] for i in pending.values()) or bool(todo)
+
         submit_more()
-        # After an error, wait only for the jobs before it (their records are kept).
-        while pending and (error is None or min(pending.values()) < error[0]):
+        while pending and (error is None or needed()):
             done, _ = wait(pending, timeout=0.5, return_when=FIRST_COMPLETED)
             _drain(progress_queue, on_progress)
             for future in done:
@@ -169,7 +174,7 @@ def run_jobs(jobs: Sequence[Job], workers: int, *,
                 if failure is not None:
                     if error is None or index < error[0]:
                         error = (index, failure)
-                    todo.clear()
+                    todo[:] = [i for i in todo if i < error[0]]
                 else:
                     finished[index] = result
             while next_to_hand in finished and (error is None or next_to_hand < error[0]):
@@ -178,8 +183,7 @@ def run_jobs(jobs: Sequence[Job], workers: int, *,
                 if on_done:
                     on_done(next_to_hand, result)
                 next_to_hand += 1
-            if error is None:
-                submit_more()
+            submit_more()
     finally:
         # After an error or a Ctrl-C, the jobs still running are abandoned, not awaited
         # (a run can take minutes).
@@ -190,6 +194,15 @@ def run_jobs(jobs: Sequence[Job], workers: int, *,
     if error is not None:
         _reraise(error[1])
     return results
+
+
+def start_order(count: int, costs: Sequence[float] | None) -> list[int]:
+    """Job indices, costliest first (ties, and no costs at all, keep job order)."""
+    if costs is None:
+        return list(range(count))
+    if len(costs) != count:
+        raise CnnbenchError(f"costs: {len(costs)} given for {count} jobs")
+    return sorted(range(count), key=lambda i: -costs[i])
 
 
 def _terminate(pool: ProcessPoolExecutor) -> None:

@@ -119,9 +119,10 @@ def run_items(items: list[RunItem], board: Leaderboard, *, workers: int = 1, epo
     before it) has ended.
 
     ``workers`` > 1 runs that many at once in worker processes with one torch thread each
-    (:mod:`cnnbench.bench.parallel`): the records are those of ``workers=1`` with one torch
-    thread, in the same order. ``before(item)`` is called before a run starts (one worker)
-    or before its record is stored (several).
+    (:mod:`cnnbench.bench.parallel`), the longest expected first (:mod:`cnnbench.bench.cost`):
+    the records are those of ``workers=1`` with one torch thread, in the same order.
+    ``before(item)`` is called before a run starts (one worker) or before its record is
+    stored (several).
     """
     if _parallel_ok(items, workers, device):
         return _run_parallel(items, board, workers, epochs=epochs, device=device,
@@ -157,9 +158,16 @@ def _keep(result, ds: Dataset, board: Leaderboard, records: list, plot_dir, on_r
 
 def _run_parallel(items, board, workers, *, epochs, device, memory_budget, plot_dir, progress,
                   on_record, before) -> list[RunRecord]:
+    from .cost import estimated_seconds
     from .parallel import Job, run_jobs
 
     jobs = [Job(str(i.ds.path), i.baseline.name, i.seed, epochs, "cpu", memory_budget) for i in items]
+    guesses: dict = {}  # one per (dataset, baseline): seeds cost the same
+    for i in items:
+        key = (id(i.ds), i.baseline.name)
+        if key not in guesses:
+            guesses[key] = estimated_seconds(i.ds, i.baseline, epochs)
+    costs = [guesses[(id(i.ds), i.baseline.name)] for i in items]
     bars: dict[int, object] = {}
     records: list[RunRecord] = []
 
@@ -182,7 +190,7 @@ def _run_parallel(items, board, workers, *, epochs, device, memory_budget, plot_
         _keep(done, items[index].ds, board, records, plot_dir, on_record)
 
     try:
-        run_jobs(jobs, workers, on_start=on_start, on_progress=on_progress, on_finish=on_finish,
+        run_jobs(jobs, workers, costs=costs, on_start=on_start, on_progress=on_progress, on_finish=on_finish,
                  on_done=on_done)
     finally:
         for index in list(bars):

@@ -32,11 +32,13 @@ class ProgressLines:
         self.stream = stream if stream is not None else sys.stderr
         self.enabled = enabled
         self.done, self.total, self.detail = 0, None, ""
-        self.started = self.last = time.monotonic()
+        self.started = self.last = self.done_at = time.monotonic()
         self._stop = threading.Event()
         self._thread = None
 
     def update(self, done: int, total: int | None = None, detail: str = "") -> None:
+        if done != self.done:
+            self.done_at = time.monotonic()
         self.done, self.detail = done, detail
         if total is not None:
             self.total = total
@@ -52,8 +54,15 @@ class ProgressLines:
             parts.append(f", {self.detail}")
         parts.append(f", {_duration(elapsed)}")
         if self.total and self.done:
-            parts.append(f", ETA {_duration(elapsed / self.done * (self.total - self.done))}")
+            parts.append(f", ETA {_duration(self.eta())}")
         return "".join(parts)
+
+    def eta(self) -> float:
+        """Seconds left at the rate of the units done so far, less the time already spent on
+        the unit under way (the rate counts up to the last unit's end, not up to now)."""
+        now = time.monotonic()
+        per_unit = (self.done_at - self.started) / self.done
+        return max(0.0, per_unit * (self.total - self.done) - (now - self.done_at))
 
     def _loop(self) -> None:
         while not self._stop.wait(min(1.0, self.every / 4)):
