@@ -149,6 +149,11 @@ def test_figures_are_checked_from_records():
     assert figs["best test accuracy >= 0.99"].met is None  # lines-16 not run
     text = render_report(records, 600.0, {"lines-3x3": {"value": 1.0, "exact": True, "why": "clean"}})
     assert "| lines-3x3 |" in text and "not run" in text and "Known optimum: accuracy 1.0000" in text
+    # The machine line says how the runs used it: threads from the records, not this process.
+    for r in records:
+        r.torch_threads = 1
+    text = render_report(records, 600.0, {}, workers=2)
+    assert "(1 torch thread per run, 2 runs at once on worker processes)" in text
 
 
 def test_hard_rung_figure_needs_spread_between_baselines_and_room_above_the_floor():

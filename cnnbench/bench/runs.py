@@ -100,7 +100,7 @@ def _label(item: RunItem) -> str:
     return f"{Path(ds.path).stem if ds.path else ds.family}: {item.baseline.name} seed {item.seed}"
 
 
-def _parallel_ok(items: list[RunItem], workers: int, device: str) -> bool:
+def runs_in_workers(items: list[RunItem], workers: int, device: str) -> bool:
     """Worker processes only where they can help and cannot change a result's meaning: several
     runs, on CPU, from files a worker can open, and not under torchrun."""
     from .distributed import world_size
@@ -124,7 +124,7 @@ def run_items(items: list[RunItem], board: Leaderboard, *, workers: int = 1, epo
     ``before(item)`` is called before a run starts (one worker) or before its record is
     stored (several).
     """
-    if _parallel_ok(items, workers, device):
+    if runs_in_workers(items, workers, device):
         return _run_parallel(items, board, workers, epochs=epochs, device=device,
                              memory_budget=memory_budget, plot_dir=plot_dir, progress=progress,
                              on_record=on_record, before=before)

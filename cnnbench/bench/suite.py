@@ -34,7 +34,7 @@ from ..data.optimum import Optimum
 from ..data.presets import Preset, all_presets
 from ..data.streaming import DEFAULT_MEMORY_BUDGET
 from ..errors import CnnbenchError, ParamError
-from .runs import RunProgress, as_seeds, items_for, run_items
+from .runs import RunProgress, as_seeds, items_for, run_items, runs_in_workers
 
 RUNGS = ("easy", "medium", "hard")
 
@@ -287,7 +287,8 @@ def run_suite(*, full: bool = False, rungs=None, presets: list[str] | None = Non
         left_out = [p.name for p in choose_presets(True, rung_list) if p.name not in run_names] if full else []
         write_text(report, render_report(records, wall_s, optimum,
                                          suite_command(full, rungs, presets, baselines, seeds, epochs),
-                                         whole_suite=whole, kept=kept_notes(report), left_out=left_out))
+                                         whole_suite=whole, kept=kept_notes(report), left_out=left_out,
+                                         workers=workers if runs_in_workers(items, workers, device) else 1))
         written = Path(report)
     return SuiteResult(steps, records, list(dict.fromkeys(fingerprints)), optimum, wall_s, path, written)
 
@@ -532,10 +533,15 @@ def solved_share(records: list[RunRecord]) -> str:
 # The report
 
 
-def machine() -> str:
+def machine(records: list[RunRecord] = (), workers: int = 1) -> str:
+    """The machine, and how the runs used it: torch threads per run (from the records, since
+    worker processes set their own), and how many ran at once."""
+    threads = sorted({r.torch_threads for r in records if r.torch_threads}) or [torch.get_num_threads()]
+    how = f"{'/'.join(map(str, threads))} torch thread{'s' if threads != [1] else ''} per run"
+    if workers > 1:
+        how += f", {workers} runs at once on worker processes"
     return (f"{platform.machine()}, {os.cpu_count()} CPUs, {platform.system()} {platform.release()}, "
-            f"Python {platform.python_version()}, torch {torch.__version__} "
-            f"({torch.get_num_threads()} threads)")
+            f"Python {platform.python_version()}, torch {torch.__version__} ({how})")
 
 
 def _fmt(value: float | None, metric: str) -> str:
@@ -560,13 +566,14 @@ def kept_notes(path: str | os.PathLike) -> str:
 
 def render_report(records: list[RunRecord], total_wall_s: float, optimum: dict[str, Optimum | dict | None],
                   command: str = "cnnbench suite --full", whole_suite: bool = True, kept: str = "",
-                  left_out: list[str] | None = None) -> str:
+                  left_out: list[str] | None = None, workers: int = 1) -> str:
     """``docs/results.md``: the figures table and every baseline's result, from these runs.
 
     ``whole_suite``: the runs are the whole ``--full`` suite, so its wall time is checked
     against the 20-minute figure. ``kept``: hand-written notes appended unchanged.
     ``left_out``: presets of ``--full`` this run did not make, named so that a reader does
-    not take their missing tables (or older figures elsewhere) for this run's.
+    not take their missing tables (or older figures elsewhere) for this run's. ``workers``:
+    how many runs went at once (named in the machine line).
     """
     now = _dt.datetime.now(_dt.UTC).strftime("%Y-%m-%d %H:%M UTC")
     devices = sorted({r.device for r in records})
@@ -575,7 +582,7 @@ def render_report(records: list[RunRecord], total_wall_s: float, optimum: dict[s
         "",
         f"Written by `{command}` on {now}; cnnbench {__version__}, protocol "
         f"version {records[0].protocol_version if records else '?'}.",
-        f"Machine: {machine()}; device {', '.join(devices)}.",
+        f"Machine: {machine(records, workers)}; device {', '.join(devices)}.",
         f"Measured wall time of the whole suite (generation included): {total_wall_s:.0f} s "
         f"({total_wall_s / 60:.1f} min).",
         "",
