@@ -262,6 +262,12 @@ def test_a_regression_model_with_the_wrong_number_of_outputs_is_refused(tmp_path
 def test_seeds_and_devices_out_of_range_are_refused():
     with pytest.raises(ParamError, match="above"):
         parse_seeds(f"0,{2**63}")
+    # Every valid seed as one range: refused by its length, without building a list of 2^31.
+    with pytest.raises(ParamError, match="more than 10,000 seeds"):
+        parse_seeds("0-2147483647")
+    assert len(parse_seeds("0-9999")) == 10_000
+    with pytest.raises(ParamError, match="more than 10,000 seeds"):
+        parse_seeds("0-9999,20000")
     for bad in ("meta", "xpu", "cuda:99" if torch.cuda.is_available() else "cuda"):
         with pytest.raises(ParamError, match="device"):
             resolve_device(bad)

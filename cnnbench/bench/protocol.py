@@ -405,9 +405,13 @@ class RunResult:
     recipe: Recipe
 
 
+# Seeds one command may name: each is a training run, and a range is cheap to type.
+MAX_SEEDS = 10_000
+
+
 def parse_seeds(text: str) -> list[int]:
     """``"0-9"`` -> 0..9; ``"0,3,5"`` -> [0, 3, 5]; ``"7"`` -> [7]."""
-    seeds: list[int] = []
+    ranges: list[range] = []
     try:
         for part in str(text).split(","):
             part = part.strip()
@@ -416,15 +420,18 @@ def parse_seeds(text: str) -> list[int]:
                 lo, hi = int(lo), int(hi)
                 if hi < lo:
                     raise ValueError
-                seeds.extend(range(lo, hi + 1))
+                ranges.append(range(lo, hi + 1))
             else:
-                seeds.append(int(part))
+                ranges.append(range(int(part), int(part) + 1))
     except ValueError:
         raise ParamError(f"seeds: {text!r} is not a seed list (e.g. 0-9 or 0,3,5)") from None
-    if any(s < 0 for s in seeds):
+    if any(r.start < 0 for r in ranges):
         raise ParamError(f"seeds: {text!r} has a negative seed")
-    if any(s > MAX_SEED for s in seeds):
+    if any(r.stop - 1 > MAX_SEED for r in ranges):
         raise ParamError(f"seeds: {text!r} has a seed above {MAX_SEED}")
+    if sum(map(len, ranges)) > MAX_SEEDS:  # refused before a list of that length is built
+        raise ParamError(f"seeds: {text!r} names more than {MAX_SEEDS:,} seeds (each is a training run)")
+    seeds = [s for r in ranges for s in r]
     return list(dict.fromkeys(seeds))  # "0,0" or "0-3,2" run each seed once
 
 
