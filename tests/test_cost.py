@@ -31,3 +31,17 @@ def test_a_model_that_cannot_be_built_is_guessed_free(boxes):
         raise RuntimeError("no model")
 
     assert estimated_seconds(boxes, Baseline("broken", "raises", broken)) == 0.0
+
+
+def test_a_batch_norm_model_is_guessed_and_torch_random_state_is_left_alone(boxes):
+    import torch
+    from torch import nn
+
+    def bn_dropout(info):  # on one image, batch norm in training mode raises and dropout draws
+        return nn.Sequential(nn.Conv2d(info.channels, 4, 3, stride=32), nn.BatchNorm2d(4), nn.ReLU(),
+                             nn.Flatten(), nn.Dropout(0.5), nn.Linear(4, info.num_outputs))
+
+    torch.manual_seed(123)
+    before = torch.get_rng_state()
+    assert estimated_seconds(boxes, Baseline("bn", "batch norm and dropout", bn_dropout)) > 0
+    assert torch.equal(torch.get_rng_state(), before)

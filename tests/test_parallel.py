@@ -70,3 +70,8 @@ def test_an_error_still_runs_the_jobs_before_it_that_had_not_started(lines3, tmp
                  on_done=lambda i, d: handed.append(i))
     assert started == [1, 0]  # job 2, after the error, never starts
     assert handed == [0]
+
+
+def test_costs_that_are_not_finite_numbers_count_as_zero():
+    assert start_order(5, [1.0, float("nan"), 3.0, 2.0, 5.0]) == [4, 2, 3, 0, 1]
+    assert start_order(3, [None, float("inf"), 1.0]) == [2, 0, 1]

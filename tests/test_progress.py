@@ -44,5 +44,8 @@ def test_the_eta_counts_the_rate_up_to_the_last_unit_not_up_to_now(monkeypatch):
     now[0] = 180.0  # 35 s into the second epoch: 55 s left, not 2 x 80 s
     assert lines.eta() == 55.0
     assert lines.line().endswith("1/3 epochs, 1 min 20 s, ETA 55 s")
-    now[0] = 300.0  # slower than the rate so far: the ETA floors at zero
+    now[0] = 300.0  # the second epoch overruns: the third, not started, still counts
+    assert lines.eta() == 45.0
+    lines.update(3, 3)
     assert lines.eta() == 0.0
+    assert ProgressLines("x", "epochs", enabled=False).eta() is None  # nothing done yet

@@ -268,6 +268,7 @@ def test_seeds_and_devices_out_of_range_are_refused():
     assert len(parse_seeds("0-9999")) == 10_000
     with pytest.raises(ParamError, match="more than 10,000 seeds"):
         parse_seeds("0-9999,20000")
+    assert len(parse_seeds("0-9999,0,5000-9999")) == 10_000  # repeats count once
     for bad in ("meta", "xpu", "cuda:99" if torch.cuda.is_available() else "cuda"):
         with pytest.raises(ParamError, match="device"):
             resolve_device(bad)

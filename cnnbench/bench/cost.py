@@ -32,21 +32,24 @@ FIT_FLOPS_PER_S = 20e9
 
 def estimated_seconds(ds: Dataset, baseline: Baseline, epochs: int | None = None) -> float:
     """A rough guess of one run's seconds on one thread (0.0 when the model cannot be built:
-    the run itself then reports why)."""
-    info = DataInfo.from_dataset(ds)
+    the run itself then reports why). Leaves torch's random state as it found it."""
     try:
-        with torch.random.fork_rng():  # building a recipe seeds the global generator
+        info = DataInfo.from_dataset(ds)
+        # CPU only (devices=[]): a guess must not start CUDA in the parent of CPU workers.
+        with torch.random.fork_rng(devices=[]):  # building a recipe seeds the global generator
             recipe = build_recipe(baseline.make, info, 0)
-        if recipe.fit is not None:
-            d = count_parameters(recipe.model) / max(1, info.num_outputs)
-            return (2 * info.n_train * d * d + 4 * d ** 3) / FIT_FLOPS_PER_S
-        if epochs is not None:
-            recipe.epochs = epochs
-        one = torch.zeros((1, *info.image_shape), dtype=torch.uint8)
-        with torch.no_grad(), FlopCounterMode(display=False) as counter:
-            recipe.model(recipe.preprocess(one))
+            if recipe.fit is not None:
+                d = count_parameters(recipe.model) / max(1, info.num_outputs)
+                return (2 * info.n_train * d * d + 4 * d ** 3) / FIT_FLOPS_PER_S
+            if epochs is not None:
+                recipe.epochs = epochs
+            one = torch.zeros((1, *info.image_shape), dtype=torch.uint8)
+            # eval(): batch norm cannot train on one image, and dropout would draw random numbers.
+            recipe.model.eval()
+            with torch.no_grad(), FlopCounterMode(display=False) as counter:
+                recipe.model(recipe.preprocess(one))
+        forward = counter.get_total_flops()
+        images = 3 * info.n_train * recipe.epochs + ds.split_size("val") * recipe.epochs + ds.split_size("test")
+        return forward * images / GRADIENT_FLOPS_PER_S + protocol_steps(recipe, info.n_train) * STEP_S
     except Exception:  # noqa: BLE001 - a guess must never stop the runs
         return 0.0
-    forward = counter.get_total_flops()
-    images = 3 * info.n_train * recipe.epochs + ds.split_size("val") * recipe.epochs + ds.split_size("test")
-    return forward * images / GRADIENT_FLOPS_PER_S + protocol_steps(recipe, info.n_train) * STEP_S

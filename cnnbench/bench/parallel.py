@@ -17,6 +17,7 @@ keeps the last one, so a suite's runs on one preset share one read per worker.
 
 from __future__ import annotations
 
+import math
 import multiprocessing
 import os
 import queue
@@ -134,7 +135,8 @@ def run_jobs(jobs: Sequence[Job], workers: int, *, costs: Sequence[float] | None
     ``on_done`` sees. ``on_start(i)`` when job i is handed to a worker, ``on_progress(i,
     args)`` with the protocol's per-epoch progress arguments, ``on_finish(i)`` as soon as
     job i has ended (in any order). The first error (in job order) stops the jobs after it
-    and is raised here, once every job before it has run and been handed to ``on_done``.
+    and is raised here, once every job before it has run and been handed to ``on_done``
+    (jobs after it that were already running keep their workers until they end).
     """
     if workers < 1:
         raise CnnbenchError(f"workers: {workers} must be at least 1")
@@ -197,12 +199,21 @@ def run_jobs(jobs: Sequence[Job], workers: int, *, costs: Sequence[float] | None
 
 
 def start_order(count: int, costs: Sequence[float] | None) -> list[int]:
-    """Job indices, costliest first (ties, and no costs at all, keep job order)."""
+    """Job indices, costliest first (ties, and no costs at all, keep job order; a cost that is
+    not a finite number counts as 0)."""
     if costs is None:
         return list(range(count))
     if len(costs) != count:
         raise CnnbenchError(f"costs: {len(costs)} given for {count} jobs")
-    return sorted(range(count), key=lambda i: -costs[i])
+
+    def cost(i: int) -> float:
+        try:
+            value = float(costs[i])
+        except (TypeError, ValueError):
+            return 0.0
+        return value if math.isfinite(value) else 0.0
+
+    return sorted(range(count), key=lambda i: -cost(i))
 
 
 def _terminate(pool: ProcessPoolExecutor) -> None:

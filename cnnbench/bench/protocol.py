@@ -410,7 +410,7 @@ MAX_SEEDS = 10_000
 
 
 def parse_seeds(text: str) -> list[int]:
-    """``"0-9"`` -> 0..9; ``"0,3,5"`` -> [0, 3, 5]; ``"7"`` -> [7]."""
+    """``"0-9"`` -> 0..9; ``"0,3,5"`` -> [0, 3, 5]; ``"7"`` -> [7]; at most ``MAX_SEEDS``."""
     ranges: list[range] = []
     try:
         for part in str(text).split(","):
@@ -429,10 +429,20 @@ def parse_seeds(text: str) -> list[int]:
         raise ParamError(f"seeds: {text!r} has a negative seed")
     if any(r.stop - 1 > MAX_SEED for r in ranges):
         raise ParamError(f"seeds: {text!r} has a seed above {MAX_SEED}")
-    if sum(map(len, ranges)) > MAX_SEEDS:  # refused before a list of that length is built
+    if _distinct(ranges) > MAX_SEEDS:  # refused before a list of that length is built
         raise ParamError(f"seeds: {text!r} names more than {MAX_SEEDS:,} seeds (each is a training run)")
     seeds = [s for r in ranges for s in r]
     return list(dict.fromkeys(seeds))  # "0,0" or "0-3,2" run each seed once
+
+
+def _distinct(ranges: list[range]) -> int:
+    """How many distinct integers the ranges hold (overlaps counted once)."""
+    count, end = 0, None
+    for r in sorted(ranges, key=lambda r: r.start):
+        start = r.start if end is None else max(r.start, end)
+        count += max(0, r.stop - start)
+        end = r.stop if end is None else max(end, r.stop)
+    return count
 
 
 def _check_trainable(ds: Dataset) -> None:

@@ -288,7 +288,8 @@ def run_suite(*, full: bool = False, rungs=None, presets: list[str] | None = Non
         write_text(report, render_report(records, wall_s, optimum,
                                          suite_command(full, rungs, presets, baselines, seeds, epochs),
                                          whole_suite=whole, kept=kept_notes(report), left_out=left_out,
-                                         workers=workers if runs_in_workers(items, workers, device) else 1))
+                                         workers=min(workers, len(items)) if runs_in_workers(items, workers, device)
+                                         else 1))
         written = Path(report)
     return SuiteResult(steps, records, list(dict.fromkeys(fingerprints)), optimum, wall_s, path, written)
 
@@ -536,7 +537,9 @@ def solved_share(records: list[RunRecord]) -> str:
 def machine(records: list[RunRecord] = (), workers: int = 1) -> str:
     """The machine, and how the runs used it: torch threads per run (from the records, since
     worker processes set their own), and how many ran at once."""
-    threads = sorted({r.torch_threads for r in records if r.torch_threads}) or [torch.get_num_threads()]
+    # Closed-form fits record no thread count; workers run everything on one.
+    threads = (sorted({r.torch_threads for r in records if r.torch_threads})
+               or [1 if workers > 1 else torch.get_num_threads()])
     how = f"{'/'.join(map(str, threads))} torch thread{'s' if threads != [1] else ''} per run"
     if workers > 1:
         how += f", {workers} runs at once on worker processes"

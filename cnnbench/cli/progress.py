@@ -57,12 +57,16 @@ class ProgressLines:
             parts.append(f", ETA {_duration(self.eta())}")
         return "".join(parts)
 
-    def eta(self) -> float:
+    def eta(self) -> float | None:
         """Seconds left at the rate of the units done so far, less the time already spent on
-        the unit under way (the rate counts up to the last unit's end, not up to now)."""
-        now = time.monotonic()
+        the unit under way (the rate counts up to the last unit's end, not up to now), and
+        never less than the units not yet started; None before the first unit ends."""
+        if not (self.total and self.done):
+            return None
         per_unit = (self.done_at - self.started) / self.done
-        return max(0.0, per_unit * (self.total - self.done) - (now - self.done_at))
+        left = self.total - self.done
+        spent = time.monotonic() - self.done_at
+        return max(per_unit * (left - 1), per_unit * left - spent, 0.0)
 
     def _loop(self) -> None:
         while not self._stop.wait(min(1.0, self.every / 4)):
