@@ -5,16 +5,16 @@ registered here once with what it applies to. The three questions cnnbench grew 
 per family; see the README) name the files:
 
 - ``reference.py``: majority class / mean target, ridge on pixels (the boxes question's "it is linear").
-- ``seed000_two_filter_cnn.py``: the lines question's net as asked (``lines-cnn-as-asked``:
+- ``lines_cnn.py``: the lines question's net as asked (``lines-cnn-as-asked``:
   softmax twice, raw pixels, SGD 1e-3) and its corrected recipe (``lines-cnn-fixed``).
-- ``seed001_coordinate_cnn.py``: the boxes question's CNN as asked (``boxes-cnn-as-asked``:
+- ``boxes_cnn.py``: the boxes question's CNN as asked (``boxes-cnn-as-asked``:
   Adam 0.01, unscaled pixel targets) and its corrected recipe (``boxes-cnn-fixed``).
 - ``mlp.py``: one hidden layer (the boxes question's answer).
 - ``coordconv.py``: a CoordConv-style net of cnnbench's own (not the paper's) and a plain CNN.
 - ``coordconv_regressor.py``, ``coordconv_conv_uniform.py``, ``coordconv_conv_quadrant.py``:
   Liu et al. 2018's CoordConv regressor and its two conv counterparts, exactly as their code
   builds and trains them (shared parts in ``coordconv_liu2018.py``).
-- ``seed002_vgg.py``: the patches question's VGG-like regressor as asked
+- ``patches_vgg.py``: the patches question's VGG-like regressor as asked
   (``patches-vgg-as-asked``), and trained as the answers advise (``patches-vgg-advised``).
 - ``resnet.py``: a small ResNet (the patches question's advice).
 - ``p4_equivariant_cnn.py``: p4 group convolutions, rotation-invariant (the patches question's advice).
@@ -98,23 +98,23 @@ def _values(image_shape: tuple) -> int:
 
 def _collect() -> dict[str, Baseline]:
     from . import (
+        boxes_cnn,
         classify_then_regress,
         coordconv,
         coordconv_conv_quadrant,
         coordconv_conv_uniform,
         coordconv_regressor,
+        lines_cnn,
         mlp,
         p4_equivariant_cnn,
+        patches_vgg,
         reference,
         resnet,
         ridge_mean_colour,
-        seed000_two_filter_cnn,
-        seed001_coordinate_cnn,
-        seed002_vgg,
     )
 
-    modules = (reference, seed000_two_filter_cnn, mlp, seed001_coordinate_cnn, coordconv,
-               coordconv_regressor, coordconv_conv_uniform, coordconv_conv_quadrant, ridge_mean_colour, seed002_vgg,
+    modules = (reference, lines_cnn, mlp, boxes_cnn, coordconv,
+               coordconv_regressor, coordconv_conv_uniform, coordconv_conv_quadrant, ridge_mean_colour, patches_vgg,
                resnet, p4_equivariant_cnn, classify_then_regress)
     found: dict[str, Baseline] = {}
     for module in modules:

@@ -70,7 +70,7 @@ def _info(path):
     return DataInfo.from_dataset(open_dataset(path))
 
 
-def test_seed000_reproduction_still_fails(lines3):
+def test_lines_cnn_reproduction_still_fails(lines3):
     make = get_baseline("lines-cnn-as-asked").make
     records = [run(lines3, make, name="r", seed=s, device="cpu").record for s in range(5)]
     assert all(r.score < 1.0 for r in records)
@@ -80,7 +80,7 @@ def test_seed000_reproduction_still_fails(lines3):
         assert abs(loss[-1] - loss[10]) < 0.02
 
 
-def test_seed000_fix_learns(lines3):
+def test_lines_cnn_fix_learns(lines3):
     make = get_baseline("lines-cnn-fixed").make
     for seed in range(5):
         assert run(lines3, make, name="f", seed=seed, device="cpu").record.score == 1.0

@@ -69,7 +69,7 @@ def assert_one_line_error(result, match):
 # -- seed 000 -----------------------------------------------------------------------------------
 
 @pytest.mark.parametrize("seed", [0, 1, 2])
-def test_seed000_reproduction_fails_input_scale_and_loss(lines3, seed):
+def test_lines_cnn_reproduction_fails_input_scale_and_loss(lines3, seed):
     d = run_baseline(lines3, "lines-cnn-as-asked", seed)
     assert status(d, "input scale") == FAIL and d.check("input scale").values["max"] == 255
     out = d.check("output/loss")
@@ -78,7 +78,7 @@ def test_seed000_reproduction_fails_input_scale_and_loss(lines3, seed):
 
 
 @pytest.mark.parametrize("seed", [0, 1, 2])
-def test_seed000_fix_passes_and_overfits(lines3, seed):
+def test_lines_cnn_fix_passes_and_overfits(lines3, seed):
     d = run_baseline(lines3, "lines-cnn-fixed", seed)
     for check in ("input scale", "output/loss", "overfit tiny subset", "collapse"):
         assert status(d, check) == PASS, render_text(d)
@@ -89,14 +89,14 @@ def test_seed000_fix_passes_and_overfits(lines3, seed):
 # -- seed 001 -----------------------------------------------------------------------------------
 
 @pytest.mark.parametrize("seed", [0, 1])
-def test_seed001_reproduction_dies_and_predicts_the_mean(boxes32, seed):
+def test_boxes_cnn_reproduction_dies_and_predicts_the_mean(boxes32, seed):
     d = run_baseline(boxes32, "boxes-cnn-as-asked", seed)
     assert status(d, "dead ReLUs") == FAIL, render_text(d)
     assert status(d, "collapse") == FAIL and min(d.check("collapse").values["std_ratio"]) < 0.1
     assert status(d, "target scale") != PASS  # unscaled pixel offsets: RMS about 8 on 32x32
 
 
-def test_seed001_fix_and_ridge_pass(boxes16):
+def test_boxes_cnn_fix_and_ridge_pass(boxes16):
     fix = run_baseline(boxes16, "boxes-cnn-fixed")
     for check in ("input scale", "target scale", "output/loss", "gradient flow", "weights update",
                   "dead ReLUs", "loss trend", "collapse"):
@@ -234,7 +234,7 @@ def test_relu_activity_sees_modules_reused_and_functional_relus():
     assert sites["Net.forward relu 1"]["dead"] == 1.0 and sites["Net.forward relu 2"]["dead"] == 0.5
 
 
-def test_seed000_net_uses_functional_relu_and_is_still_probed(lines3):
+def test_lines_cnn_net_uses_functional_relu_and_is_still_probed(lines3):
     d = run_baseline(lines3, "lines-cnn-fixed")
     assert "TwoFilterNet.forward relu 1" in d.check("dead ReLUs").evidence
 

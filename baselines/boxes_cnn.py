@@ -28,7 +28,7 @@ from torch import nn
 from cnnbench.bench.protocol import DataInfo, Recipe, adam, scale_01
 
 from . import Baseline
-from .seed000_two_filter_cnn import keras_init
+from .lines_cnn import keras_init
 
 
 class StridedCNN(nn.Module):
