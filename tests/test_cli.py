@@ -109,6 +109,31 @@ def test_library_messages_name_parameters_and_the_cli_says_flags():
     # unknown keyword=True and a word inside the message stay as they are.
     assert flag_words("n_train: 0 is below the minimum 1") == "n_train: 0 is below the minimum 1"
     assert flag_words("size: 1 means out of range; strict=True") == "size: 1 means out of range; strict=True"
+    # A parameter with a placeholder value (capitals) becomes the flag and its metavar.
+    assert flag_words("give exactly one of model=FILE.py:FACTORY or baseline=NAME") == \
+        "give exactly one of --model FILE.py:FACTORY or --baseline NAME"
+    assert flag_words("server needs a token: token=TOKEN or $CNNBENCH_TOKEN") == \
+        "server needs a token: --token TOKEN or $CNNBENCH_TOKEN"
+    assert flag_words("server refused (429): limit") == "server refused (429): limit"  # a word, not a flag
+    assert flag_words("noise=0.5 is not a placeholder; thickness=T is no flag") == \
+        "noise=0.5 is not a placeholder; thickness=T is no flag"
+
+
+def test_diagnose_and_serve_refusals_name_parameters_in_python(tmp_path, monkeypatch):
+    from cnnbench.bench.diagnose.setup import resolve_model
+    from cnnbench.errors import ParamError
+    from cnnbench.serve.boards import init_board_dir
+    from cnnbench.serve.client import submit_remote
+
+    with pytest.raises(ParamError, match=r"^give exactly one of model=FILE.py:FACTORY or baseline=NAME$"):
+        resolve_model()
+    monkeypatch.delenv("CNNBENCH_TOKEN", raising=False)
+    with pytest.raises(ParamError, match=r"^server needs a token: token=TOKEN or \$CNNBENCH_TOKEN$"):
+        submit_remote("http://localhost:1", "", "b", tmp_path / "p.npz", "me")
+    with pytest.raises(ParamError, match=r"^public_fraction 1.5 must be"):
+        init_board_dir(tmp_path / "boards", presets=["lines-3x3"], public_fraction=1.5)
+    with pytest.raises(ParamError, match=r"^daily_limit must be a whole number"):
+        init_board_dir(tmp_path / "boards", presets=["lines-3x3"], daily_limit=0)
 
 
 def test_refusals_name_parameters_in_python_and_flags_on_the_command_line(lines3, tmp_path):

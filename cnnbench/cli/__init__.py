@@ -24,15 +24,23 @@ _NO_ARGS_IS_HELP = getattr(click.exceptions, "NoArgsIsHelpError", ())
 # The parameters whose library name differs from a flag only by its spelling. Family
 # parameters (n_train: ...) keep their names, as the generator's messages always have.
 _FLAGS = {name: "--" + name.replace("_", "-") for name in
-          ("force", "allow_guessable_seed", "out", "model", "shard", "params", "epochs", "name", "notes")}
+          ("force", "allow_guessable_seed", "out", "model", "shard", "params", "epochs", "name", "notes",
+           "public_fraction", "daily_limit")}
+# Named only with a placeholder value ("baseline=NAME"): as a message's first word they are
+# plain words ("server refused ...", "baseline 'x' does not apply ...").
+_VALUE_FLAGS = {**_FLAGS, "baseline": "--baseline", "token": "--token"}
 _SWITCH = re.compile(r"\b([a-z][a-z0-9_]*)=True\b")  # "pass force=True" -> "pass --force"
 _LEADING = re.compile(r"^([a-z][a-z0-9_]*)(?=[: ])")  # "model: ..." -> "--model: ..."
+_VALUE = re.compile(r"\b([a-z][a-z0-9_]*)=(?=[A-Z])")  # "model=FILE.py" -> "--model FILE.py"
 
 
 def flag_words(message: str) -> str:
-    """A library message in the command line's words: ``force=True`` -> ``--force``, and a
-    message that starts with a parameter's name starts with its flag."""
+    """A library message in the command line's words: ``force=True`` -> ``--force``,
+    ``model=FILE.py`` (a placeholder in capitals) -> ``--model FILE.py``, and a message that
+    starts with a parameter's name starts with its flag."""
     message = _SWITCH.sub(lambda m: _FLAGS.get(m.group(1), m.group(0)), message)
+    message = _VALUE.sub(lambda m: _VALUE_FLAGS[m.group(1)] + " " if m.group(1) in _VALUE_FLAGS else m.group(0),
+                         message)
     return _LEADING.sub(lambda m: _FLAGS.get(m.group(1), m.group(0)), message, count=1)
 
 

@@ -219,7 +219,7 @@ async def api_submit(request: Request) -> Response:
                 raise Refusal(400, "params must be a whole number of parameters (at most 15 digits)")
             params = int(params_text)
     except CnnbenchError as exc:
-        raise Refusal(400, str(exc).replace("--name", "name")) from None
+        raise Refusal(400, str(exc)) from None
     data = await upload.read()
     filename = upload.filename or ""
 

@@ -189,16 +189,16 @@ def init_board_dir(path, presets=(), datasets=(), names=None, public_fraction: f
 
     say = progress or (lambda text: None)
     if not 0 < public_fraction < 1:
-        raise ParamError(f"--public-fraction {public_fraction} must be between 0 and 1 (exclusive)")
-    _check_limit(daily_limit, "--daily-limit")
+        raise ParamError(f"public_fraction {public_fraction} must be between 0 and 1 (exclusive)")
+    _check_limit(daily_limit, "daily_limit")
     if max_upload_bytes is not None and max_upload_bytes < 1024:
-        raise ParamError("--max-upload must be at least 1 KiB")
+        raise ParamError(f"max_upload_bytes {max_upload_bytes} must be at least 1024 (1 KiB)")
     sources = [("preset", get_preset(p)) for p in presets] + [("file", Path(d)) for d in datasets]
     if not sources:
-        raise ParamError("give at least one --preset or --dataset")
+        raise ParamError("give at least one preset or dataset file to make a board of")
     names = list(names or [])
     if len(names) > len(sources):
-        raise ParamError("more --name values than boards")
+        raise ParamError(f"{len(names)} board names for {len(sources)} boards: at most one name per board")
     chosen = []
     for i, (kind, source) in enumerate(sources):
         if i < len(names):
@@ -209,7 +209,7 @@ def init_board_dir(path, presets=(), datasets=(), names=None, public_fraction: f
             spec_preset = open_dataset(source).spec.get("preset")
             chosen.append(check_board_name(spec_preset or source.stem))
     if len(set(chosen)) != len(chosen):
-        raise ParamError(f"two boards would share a name ({', '.join(chosen)}): give --name for each")
+        raise ParamError(f"two boards would share a name ({', '.join(chosen)}): give each board its own name")
 
     board_dir = BoardDir(path)
     if board_dir.path.exists() and not board_dir.path.is_dir():

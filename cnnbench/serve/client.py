@@ -71,10 +71,10 @@ def submit_remote(server: str, token: str | None, board: str, predictions, name:
     """Upload a predictions file to ``server``'s board; return the server's JSON answer."""
     token = token or os.environ.get(TOKEN_ENV)
     if not token:
-        raise ParamError(f"--server needs a token: --token TOKEN or ${TOKEN_ENV}")
+        raise ParamError(f"server needs a token: token=TOKEN or ${TOKEN_ENV}")
     parsed = urllib.parse.urlparse(server)
     if parsed.scheme not in ("http", "https") or not parsed.netloc:
-        raise ParamError(f"--server {server!r}: expected a URL such as http://host:8000")
+        raise ParamError(f"server {server!r}: expected a URL such as http://host:8000")
     path = Path(predictions)
     if not path.is_file():
         raise FormatError(f"{path}: no such file")

@@ -32,9 +32,9 @@ class Guard:
 
 def resolve_model(model: str | None = None, baseline: str | None = None,
                   dataset: Dataset | None = None) -> tuple[Callable, str]:
-    """``(factory, name)`` for ``--model FILE.py:FACTORY`` or ``--baseline NAME`` (exactly one)."""
+    """``(factory, name)`` for ``model="FILE.py:FACTORY"`` or ``baseline="NAME"`` (exactly one)."""
     if (model is None) == (baseline is None):
-        raise ParamError("give exactly one of --model FILE.py:FACTORY or --baseline NAME")
+        raise ParamError("give exactly one of model=FILE.py:FACTORY or baseline=NAME")
     if baseline is not None:
         from ...baselines import get_baseline
 
