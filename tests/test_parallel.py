@@ -45,10 +45,11 @@ def test_an_error_keeps_the_records_before_it_and_raises_the_same_class(lines3, 
 def test_costliest_jobs_start_first_and_records_keep_job_order(lines3):
     jobs = [Job(str(lines3), "majority", 0), Job(str(lines3), "lines-cnn-fixed", 0, epochs=2),
             Job(str(lines3), "lines-cnn-as-asked", 0, epochs=2)]
-    started, handed = [], []
+    started, results, handed = [], [], []
     done = run_jobs(jobs, 1, costs=[0.0, 5.0, 9.0], on_start=started.append,
-                    on_done=lambda i, d: handed.append(i))
+                    on_result=lambda i, d: results.append(i), on_done=lambda i, d: handed.append(i))
     assert started == [2, 1, 0]
+    assert results == [2, 1, 0]  # each result as soon as its job ends: nothing waits for job 0
     assert handed == [0, 1, 2]
     assert [_metrics(d) for d in done] == [_metrics(d) for d in run_jobs(jobs, 1)]
 
@@ -64,12 +65,12 @@ def test_an_error_still_runs_the_jobs_before_it_that_had_not_started(lines3, tmp
     # The failing job and the one after it start first; the cheap job before them still runs.
     jobs = [Job(str(lines3), "majority", 0), Job(str(tmp_path / "missing.h5"), "majority", 0),
             Job(str(lines3), "lines-cnn-fixed", 0, epochs=2)]
-    started, handed = [], []
+    started, results, handed = [], [], []
     with pytest.raises(CnnbenchError, match="missing.h5"):
         run_jobs(jobs, 1, costs=[0.0, 2.0, 1.0], on_start=started.append,
-                 on_done=lambda i, d: handed.append(i))
+                 on_result=lambda i, d: results.append(i), on_done=lambda i, d: handed.append(i))
     assert started == [1, 0]  # job 2, after the error, never starts
-    assert handed == [0]
+    assert handed == [0] and results == [0]
 
 
 def test_costs_that_are_not_finite_numbers_count_as_zero():

@@ -126,6 +126,7 @@ def run_jobs(jobs: Sequence[Job], workers: int, *, costs: Sequence[float] | None
              on_start: Callable[[int], None] | None = None,
              on_progress: Callable[[int, tuple], None] | None = None,
              on_finish: Callable[[int], None] | None = None,
+             on_result: Callable[[int, Done], None] | None = None,
              on_done: Callable[[int, Done], None] | None = None) -> list[Done]:
     """Run ``jobs`` on ``workers`` processes; ``on_done`` is called in job order.
 
@@ -134,9 +135,12 @@ def run_jobs(jobs: Sequence[Job], workers: int, *, costs: Sequence[float] | None
     while the others idle. Only the start order changes, never a record or the order
     ``on_done`` sees. ``on_start(i)`` when job i is handed to a worker, ``on_progress(i,
     args)`` with the protocol's per-epoch progress arguments, ``on_finish(i)`` as soon as
-    job i has ended (in any order). The first error (in job order) stops the jobs after it
-    and is raised here, once every job before it has run and been handed to ``on_done``
-    (jobs after it that were already running keep their workers until they end).
+    job i has ended and ``on_result(i, done)`` as soon as it has succeeded (both in any
+    order: the place to save a result that must survive an interruption, since with the
+    costliest first, job order can hold results back until the end). The first error (in
+    job order) stops the jobs after it and is raised here, once every job before it has run
+    and been handed to ``on_done`` (jobs after it that were already running keep their
+    workers until they end).
     """
     if workers < 1:
         raise CnnbenchError(f"workers: {workers} must be at least 1")
@@ -179,6 +183,8 @@ def run_jobs(jobs: Sequence[Job], workers: int, *, costs: Sequence[float] | None
                     todo[:] = [i for i in todo if i < error[0]]
                 else:
                     finished[index] = result
+                    if on_result:
+                        on_result(index, result)
             while next_to_hand in finished and (error is None or next_to_hand < error[0]):
                 result = finished.pop(next_to_hand)
                 results.append(result)

@@ -3,7 +3,7 @@
 ``cnnbench bench``, ``cnnbench suite`` and Python (:func:`run_baselines`,
 :func:`cnnbench.bench.suite.run_suite`) all train through :func:`run_many`: each baseline
 with its training seeds, the split arrays read once for all, each run recorded on the board
-as soon as it ends (a run interrupted later keeps the ones before it).
+as soon as it ends (an interruption loses only the runs under way).
 """
 
 from __future__ import annotations
@@ -115,14 +115,16 @@ def run_items(items: list[RunItem], board: Leaderboard, *, workers: int = 1, epo
               plot_dir: str | os.PathLike | None = None, progress: RunProgress | None = None,
               on_record: Callable[[RunRecord], None] | None = None,
               before: Callable[[RunItem], None] | None = None) -> list[RunRecord]:
-    """Train and record each run; every run is recorded in order, as soon as it (and every run
-    before it) has ended.
+    """Train and record each run, each as soon as it ends; report them (``on_record``, plots,
+    the returned list) in order.
 
     ``workers`` > 1 runs that many at once in worker processes with one torch thread each
     (:mod:`cnnbench.bench.parallel`), the longest expected first (:mod:`cnnbench.bench.cost`):
-    the records are those of ``workers=1`` with one torch thread, in the same order.
+    the records are those of ``workers=1`` with one torch thread, reported in the same order;
+    the board stores each as its run ends, so an interruption loses only the runs under way
+    (the board's rows are then in the order the runs ended, which no ranking depends on).
     ``before(item)`` is called before a run starts (one worker) or before its record is
-    stored (several).
+    reported (several).
     """
     if runs_in_workers(items, workers, device):
         return _run_parallel(items, board, workers, epochs=epochs, device=device,
@@ -147,8 +149,10 @@ def run_items(items: list[RunItem], board: Leaderboard, *, workers: int = 1, epo
     return records
 
 
-def _keep(result, ds: Dataset, board: Leaderboard, records: list, plot_dir, on_record) -> None:
-    board.add(result.record, ds)
+def _keep(result, ds: Dataset, board: Leaderboard | None, records: list, plot_dir, on_record) -> None:
+    """Store (unless ``board`` is None: stored already) and report one run's record."""
+    if board is not None:
+        board.add(result.record, ds)
     records.append(result.record)
     if plot_dir is not None:
         _plots(result, ds, Path(plot_dir))
@@ -184,14 +188,17 @@ def _run_parallel(items, board, workers, *, epochs, device, memory_budget, plot_
         if index in bars:
             bars.pop(index)[0].__exit__(None, None, None)
 
+    def on_result(index, done):  # stored at once: job order can hold it back until the end
+        board.add(done.record, items[index].ds)
+
     def on_done(index, done):
         if before is not None:
             before(items[index])
-        _keep(done, items[index].ds, board, records, plot_dir, on_record)
+        _keep(done, items[index].ds, None, records, plot_dir, on_record)
 
     try:
         run_jobs(jobs, workers, costs=costs, on_start=on_start, on_progress=on_progress, on_finish=on_finish,
-                 on_done=on_done)
+                 on_result=on_result, on_done=on_done)
     finally:
         for index in list(bars):
             on_finish(index)
