@@ -161,8 +161,8 @@ def suite(full, rungs, preset_names, names, data_dir, seeds, dry_run, report, fo
     Without flags: the three questions' own tasks (lines-3x3, lines-16, boxes-64, patches-64) with the
     quick baselines, 35 runs in about 2 1/2 minutes on 2 CPU cores, one run per core at a time,
     the longest first (--jobs). --full: the easy and hard rungs and the figure presets with
-    every baseline, 10 seeds for the questions' recipes as asked (about 14 minutes, plus hours for Liu
-    et al. 2018's 40 runs on the notsoclevr presets); the medium rungs run on request (--full
+    every baseline, 10 seeds for the questions' recipes as asked (about 45 minutes on 2 CPU cores,
+    plus hours for Liu et al. 2018's 40 runs on the notsoclevr presets); the medium rungs run on request (--full
     --rungs medium). --report writes the figures.
 
     \b
