@@ -37,9 +37,10 @@ def jobs_option(f):
     """``--jobs N``: runs at once, each in a worker process with one torch thread."""
     return click.option("--jobs", "-j", type=click.IntRange(1, MAX_THREADS), default=None, metavar="N",
                         help="Runs at once, each in its own process with one torch thread "
-                             "[default: $CNNBENCH_JOBS, else one per CPU core]. The records are those of --jobs 1 "
-                             "--threads 1, in the same order; --jobs 1 runs one after another in "
-                             "this process with --threads torch threads.")(f)
+                             "[default: $CNNBENCH_JOBS, else one per CPU core]; the longest expected "
+                             "start first. The records are those of --jobs 1 --threads 1: each is "
+                             "saved on the board as its run ends and printed in plan order. --jobs 1 "
+                             "runs one after another in this process with --threads torch threads.")(f)
 
 
 JOBS_ENV = "CNNBENCH_JOBS"
