@@ -343,7 +343,7 @@ def bare_loop(baseline, info, arrays, task: str, epochs: int, evaluate: bool) ->
     return clock() - start
 
 
-def train_section(rounds: int, folder: Path, n_train: int, epochs: int) -> None:
+def train_section(rounds: int, folder: Path, n_train: int, epochs: int, only: list[str] | None = None) -> None:
     from cnnbench.baselines import get_baseline
 
     from cnnbench.bench.protocol import DataInfo, load_splits, run
@@ -360,6 +360,8 @@ def train_section(rounds: int, folder: Path, n_train: int, epochs: int) -> None:
     print("|---|---|---|---|---|---|---|")
     files = {}
     for name, preset in TRAINED.items():
+        if only and name not in only:
+            continue
         if preset not in files:
             p = get_preset(preset)
             spec = build_spec(p.family, {**p.params, "n_train": n_train, "n_val": n_eval, "n_test": n_eval})
@@ -390,6 +392,8 @@ def main() -> None:
     parser.add_argument("--threads", type=int, default=1, help="torch threads for the training section")
     parser.add_argument("--train-images", type=int, default=1024, help="training images per baseline")
     parser.add_argument("--epochs", type=int, default=2, help="epochs per training measurement")
+    parser.add_argument("--baselines", default=None,
+                        help="comma-separated CNN baselines for the training section [default: all of them]")
     parser.add_argument("--clock", choices=sorted(CLOCK), default="cpu",
                         help="cpu: this process's CPU time (stable on a shared machine); wall")
     args = parser.parse_args()
@@ -399,6 +403,9 @@ def main() -> None:
     unknown = sections - {"draw", "presets", "files", "train"}
     if unknown:
         sys.exit(f"Error: unknown section {sorted(unknown)[0]!r}")
+    only = args.baselines.split(",") if args.baselines else None
+    if only and set(only) - set(TRAINED):
+        sys.exit(f"Error: {sorted(set(only) - set(TRAINED))[0]!r} is not one of {', '.join(TRAINED)}")
     torch.set_num_threads(args.threads)
     started = time.perf_counter()
     print(f"Machine: {machine()}.")
@@ -413,7 +420,7 @@ def main() -> None:
         if "files" in sections:
             files_section(args.rounds, Path(tmp))
         if "train" in sections:
-            train_section(args.rounds, Path(tmp), args.train_images, args.epochs)
+            train_section(args.rounds, Path(tmp), args.train_images, args.epochs, only)
     print(f"At the end: {load()}; {time.perf_counter() - started:.0f} s in all.")
 
 
