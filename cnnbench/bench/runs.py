@@ -145,14 +145,13 @@ def run_items(items: list[RunItem], board: Leaderboard, *, workers: int = 1, epo
                          device=device, source=item.baseline.source, progress=on_epoch, arrays=arrays[id(ds)])
         if not is_writer():  # under torchrun: rank 0 records and reports
             continue
-        _keep(result, ds, board, records, plot_dir, on_record)
+        board.add(result.record, ds)
+        _report(result, ds, records, plot_dir, on_record)
     return records
 
 
-def _keep(result, ds: Dataset, board: Leaderboard | None, records: list, plot_dir, on_record) -> None:
-    """Store (unless ``board`` is None: stored already) and report one run's record."""
-    if board is not None:
-        board.add(result.record, ds)
+def _report(result, ds: Dataset, records: list, plot_dir, on_record) -> None:
+    """One stored run's record: kept for the caller, its plots written, ``on_record`` told."""
     records.append(result.record)
     if plot_dir is not None:
         _plots(result, ds, Path(plot_dir))
@@ -194,7 +193,7 @@ def _run_parallel(items, board, workers, *, epochs, device, memory_budget, plot_
     def on_done(index, done):
         if before is not None:
             before(items[index])
-        _keep(done, items[index].ds, None, records, plot_dir, on_record)
+        _report(done, items[index].ds, records, plot_dir, on_record)
 
     try:
         run_jobs(jobs, workers, costs=costs, on_start=on_start, on_progress=on_progress, on_finish=on_finish,

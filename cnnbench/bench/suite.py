@@ -181,10 +181,14 @@ class SuiteResult:
 def plan_suite(full: bool = False, rungs=None, presets: list[str] | None = None,
                baselines: list[str] | None = None, seeds=None) -> list[Step]:
     """The suite's plan (:func:`choose_presets` then :func:`plan`), from run_suite's parameters."""
-    rung_list = rungs.split(",") if isinstance(rungs, str) else (list(rungs) if rungs else None)
     seed_list = as_seeds(seeds) if seeds is not None else None
-    return plan(choose_presets(full, rung_list, list(presets) if presets else None), full, seed_list,
+    return plan(choose_presets(full, _rung_list(rungs), list(presets) if presets else None), full, seed_list,
                 list(baselines) if baselines else None)
+
+
+def _rung_list(rungs) -> list[str] | None:
+    """run_suite's ``rungs`` ("easy,hard" or a list) as a list, or None for all."""
+    return rungs.split(",") if isinstance(rungs, str) else (list(rungs) if rungs else None)
 
 
 def suite_command(full: bool = False, rungs=None, presets=None, baselines=None, seeds=None,
@@ -282,9 +286,8 @@ def run_suite(*, full: bool = False, rungs=None, presets: list[str] | None = Non
         # The command, so the report says what it measured; the 20-minute figure is about the
         # whole --full suite, so a narrower run does not claim it.
         whole = full and not (rungs or presets or baselines or seeds is not None or epochs)
-        rung_list = rungs.split(",") if isinstance(rungs, str) else (list(rungs) if rungs else None)
         run_names = {s.preset.name for s in steps}
-        left_out = [p.name for p in choose_presets(True, rung_list) if p.name not in run_names] if full else []
+        left_out = [p.name for p in choose_presets(True, _rung_list(rungs)) if p.name not in run_names] if full else []
         write_text(report, render_report(records, wall_s, optimum,
                                          suite_command(full, rungs, presets, baselines, seeds, epochs),
                                          whole_suite=whole, kept=kept_notes(report), left_out=left_out,

@@ -53,8 +53,9 @@ class ProgressLines:
         if self.detail:
             parts.append(f", {self.detail}")
         parts.append(f", {_duration(elapsed)}")
-        if self.total and self.done:
-            parts.append(f", ETA {_duration(self.eta())}")
+        eta = self.eta()
+        if eta is not None:
+            parts.append(f", ETA {_duration(eta)}")
         return "".join(parts)
 
     def eta(self) -> float | None:

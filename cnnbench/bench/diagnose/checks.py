@@ -590,9 +590,9 @@ def loss_trend_check(losses: list[float], constant: float | None = None, loss_na
         evidence += f"; the best constant prediction scores {fmt(constant)}"
     if change < LOSS_SLOW:
         # Weights that barely move, or a rise within the batches' noise: not the steps' size.
+        rose = change < -LOSS_SLOW and not slow
         beyond_noise = last - first > LOSS_RISE_NOISE * noise
-        rising = change < -LOSS_SLOW and not slow and beyond_noise
-        noisy = change < -LOSS_SLOW and not slow and not beyond_noise
+        rising, noisy = rose and beyond_noise, rose and not beyond_noise
         cause = "lr-too-high" if rising else ("lr-too-low" if slow else "")
         advice = ("the loss rises: the steps are too large, lower the learning rate" if rising else
                   f"the weights barely move (median change {fmt(median_change)}): raise the learning rate"
